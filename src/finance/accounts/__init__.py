@@ -1,0 +1,1 @@
+"""Hierarchical accounts named by their full path."""

@@ -1,0 +1,81 @@
+"""The application factory: lifespan (engine, migrations), middleware, routers, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from finance import __version__, migrations
+from finance.auth.ratelimit import create_login_limiter
+from finance.config import Settings
+from finance.db import create_database
+from finance.errors import ServiceUnavailable, install_error_handlers, responses
+from finance.middleware import BodyLimitMiddleware, RequestLogMiddleware, RetryMiddleware
+from finance.routers import API_ROUTERS
+
+logger = logging.getLogger("finance")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = create_database(settings)
+        if settings.migrate_on_start:
+            await migrations.upgrade(database.engine)
+        app.state.database = database
+        app.state.login_limiter = create_login_limiter(settings)
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title="Finance",
+        version=__version__,
+        summary="Exact double-entry books for a household, as a REST API.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    # Added inner to outer: retries run inside the body limit, and every request is logged.
+    app.add_middleware(RetryMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
+    )
+    app.add_middleware(RequestLogMiddleware)
+
+    for router in API_ROUTERS:
+        app.include_router(router, prefix="/api/v1")
+
+    @app.get("/health", tags=["operations"], summary="The process is up")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        summary="The database answers and its schema is at the latest migration",
+        responses=responses(503),
+    )
+    async def ready() -> JSONResponse:
+        database = app.state.database
+        try:
+            async with database.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            current = await migrations.current_revision(database.engine)
+        except Exception as exc:
+            logger.warning("readiness check failed: %s", exc)
+            raise ServiceUnavailable("The database does not answer") from exc
+        head = migrations.head_revision()
+        if current != head:
+            raise ServiceUnavailable(f"The database schema is at {current}, not at {head}")
+        return JSONResponse({"status": "ready", "revision": current})
+
+    return app

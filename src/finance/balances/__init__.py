@@ -1,0 +1,1 @@
+"""Balances as of a date, account registers and balance assertions."""

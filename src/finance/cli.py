@@ -1,0 +1,161 @@
+"""The `finance` command: serve, migrate, manage users (Typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from finance import migrations
+from finance.config import Settings
+from finance.db import Database, create_database
+from finance.errors import AppError
+
+app = typer.Typer(help="Finance: exact double-entry books for a household.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+
+console = Console()
+T = TypeVar("T")
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` with a database built from the environment's settings, then dispose of it."""
+
+    async def main() -> T:
+        database = create_database(Settings())
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except AppError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="HOST", help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on")] = 8000,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+) -> None:
+    """Serve the API (migrating the database first unless FINANCE_MIGRATE_ON_START=false)."""
+    import uvicorn
+
+    settings = Settings()
+    console.print(f"Finance on http://{host}:{port} (API docs at /docs), database {settings.url!r}")
+    uvicorn.run(
+        "finance.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Migrate the database up to REVISION (default: the latest)."""
+    _run(lambda database: migrations.upgrade(database.engine, revision))
+    console.print(f"Database at {revision}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="e.g. -1 or base")]) -> None:
+    """Migrate the database down to REVISION."""
+    _run(lambda database: migrations.downgrade(database.engine, revision))
+    console.print(f"Database at {revision}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's migration revision and the latest one."""
+    current = _run(lambda database: migrations.current_revision(database.engine))
+    head = migrations.head_revision()
+    state = "up to date" if current == head else "behind: run `finance db upgrade`"
+    console.print(f"current: {current or 'empty database'}  head: {head}  ({state})")
+
+
+@db_app.command("revision")
+def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> None:
+    """(Development) Generate a migration from the models' difference with the database."""
+    from alembic import command
+
+    async def generate(database: Database) -> None:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(
+                lambda sync: command.revision(
+                    migrations.alembic_config(sync), message=message, autogenerate=True
+                )
+            )
+
+    _run(generate)
+
+
+def _read_password(confirm: bool = True) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator")] = False,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the email)")] = None,
+) -> None:
+    """Create a user; the password is prompted for, or read from standard input in scripts."""
+    from finance.auth import service
+
+    password = _read_password()
+
+    async def create(database: Database) -> str:
+        async with database.sessions() as session, session.begin():
+            user = await service.create_user(
+                session,
+                Settings(),
+                email=email,
+                password=password,
+                display_name=name or email,
+                is_admin=admin,
+            )
+            return user.email
+
+    created = _run(create)
+    console.print(f"Created {'administrator' if admin else 'user'} {created}.")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List the users of this server."""
+    from sqlalchemy import select
+
+    from finance.models import User
+
+    async def fetch(database: Database) -> list[User]:
+        async with database.read_sessions() as session:
+            return list(await session.scalars(select(User).order_by(User.created_at)))
+
+    users = _run(fetch)
+    table = Table("email", "name", "admin", "active", "created")
+    for user in users:
+        table.add_row(
+            user.email,
+            user.display_name,
+            "yes" if user.is_admin else "",
+            "yes" if user.is_active else "no",
+            user.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Commodities: currencies, shares, anything countable, each with an exact precision."""

@@ -1,0 +1,143 @@
+"""The database: engine and sessionmakers, one session per request, SQLite's safety pragmas."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from finance.config import Settings
+
+# Execution option that marks a connection as read-only, so that SQLite opens its transaction
+# with a deferred BEGIN (readers never wait for the write lock in WAL mode).
+READ_ONLY = "finance_read_only"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Database:
+    """What the app holds for its whole life: the engine and the two kinds of session."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        engine = create_async_engine(settings.url, echo=settings.sql_echo)
+        _configure_sqlite(engine, settings.db_busy_timeout_ms)
+        return engine
+    return create_async_engine(
+        settings.url,
+        echo=settings.sql_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "application_name": "finance",
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "idle_in_transaction_session_timeout": "60000",
+            },
+            "timeout": settings.db_pool_timeout,
+        },
+    )
+
+
+def create_database(settings: Settings) -> Database:
+    engine = create_engine(settings)
+    read_engine = engine.execution_options(**{READ_ONLY: True})
+    return Database(
+        engine=engine,
+        sessions=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        read_sessions=async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False),
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    """Make SQLite durable and safe for concurrent writers.
+
+    The driver's own transaction handling is switched off and every transaction is begun here:
+    `BEGIN IMMEDIATE` takes the write lock up front, so two writers queue on the busy timeout
+    instead of one failing with "database is locked" when it upgrades a read lock, and no update
+    is lost. Read-only sessions begin deferred and, in WAL mode, never wait.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "foreign_keys = ON",
+            "journal_mode = WAL",
+            "synchronous = FULL",
+            f"busy_timeout = {busy_timeout_ms}",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, committed before the response is sent.
+
+    Declared with `scope="function"` (FastAPI >= 0.121), so this exit code runs after the
+    endpoint and its serialization but before the response starts: a 2xx means durable, and any
+    error (in the endpoint, the serialization or the commit itself) rolls everything back.
+    Safe methods get a read-only session.
+    """
+    database = get_database(request)
+    maker = database.read_sessions if request.method in SAFE_METHODS else database.sessions
+    async with maker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+# SQLSTATEs (PostgreSQL) and messages (SQLite) of errors that a retry of the whole request fixes.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+_RETRYABLE_SQLITE = ("database is locked", "database table is locked", "database is busy")
+
+
+def is_retryable(error: BaseException) -> bool:
+    """A serialization failure, a deadlock, or SQLite's busy lock: safe to run again."""
+    if not isinstance(error, DBAPIError):
+        return False
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    message = str(original).lower()
+    return any(text in message for text in _RETRYABLE_SQLITE)

@@ -1,0 +1,1 @@
+"""Ledgers out, in formats other tools read."""

@@ -1,0 +1,1 @@
+"""Bank statements in: parsing, duplicate detection, batches and undo."""

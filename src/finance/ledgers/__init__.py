@@ -1,0 +1,1 @@
+"""Ledgers (sets of books), their members and roles, and the audit log."""

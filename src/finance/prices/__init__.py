@@ -1,0 +1,1 @@
+"""Prices: what a unit of one commodity was worth in another on a date."""

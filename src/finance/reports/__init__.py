@@ -1,0 +1,1 @@
+"""Financial reports computed in SQL."""

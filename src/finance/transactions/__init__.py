@@ -1,0 +1,1 @@
+"""Double-entry transactions and their postings."""

@@ -1,0 +1,1 @@
+"""The user directory: one's own profile, and administration."""
