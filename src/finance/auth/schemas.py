@@ -8,15 +8,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from finance.schemas import StrictModel
+
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # Bounded so that hashing cannot be used to burn CPU; the minimum comes from the settings.
 Password = Annotated[str, Field(max_length=1024)]
-
-
-class StrictModel(BaseModel):
-    """Unknown fields are an error, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class RegisterRequest(StrictModel):

@@ -1,1 +1,1 @@
-"""Ledgers out, in formats other tools read."""
+"""Ledgers out, in formats other tools read (Beancount, ledger, CSV, JSON)."""

@@ -1,0 +1,7 @@
+"""/api/v1/ledgers/{ledger_id}: HTTP only; the rules live in the service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/ledgers/{ledger_id}", tags=["balances"])
