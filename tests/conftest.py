@@ -11,6 +11,7 @@ import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from finance.app import create_app
 from finance.auth.ratelimit import create_login_limiter
 from finance.config import Settings
 from finance.db import Database, create_database
+from finance.errors import PROBLEM_JSON
 from finance.models import Base
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -154,11 +156,60 @@ def database(app: FastAPI) -> Database:
     return db
 
 
+def asgi_client(app: FastAPI, **transport: Any) -> httpx.AsyncClient:
+    """An httpx client over the ASGI app (`transport` e.g. `client=(address, port)`)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, **transport), base_url="http://testserver"
+    )
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with asgi_client(app) as http:
         yield http
+
+
+AppFactory = Callable[..., Awaitable[FastAPI]]
+
+
+@pytest.fixture
+async def make_app(backend: Backend, app: FastAPI) -> AsyncIterator[AppFactory]:
+    """Builds more apps (started) over the test database, with other settings.
+
+    `await make_app(FINANCE_REGISTRATION_OPEN=False)`; their tables are emptied like `app`'s.
+    """
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> FastAPI:
+            built = create_app(backend.settings(**overrides))
+            await stack.enter_async_context(built.router.lifespan_context(built))
+            return built
+
+        yield make
+
+
+@pytest.fixture
+async def fresh_url(backend: Backend, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database (no tables at all) on the test's backend."""
+    if backend.name == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = await _create_postgres_database()
+    try:
+        yield postgres_url(name)
+    finally:
+        await _drop_postgres_database(name)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("urn:finance:problem:")
+    assert body["title"]
+    return body
 
 
 @dataclass

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from pydantic import BaseModel
 
 from finance import __version__, migrations
 from finance.auth.ratelimit import create_login_limiter
@@ -19,6 +18,15 @@ from finance.middleware import BodyLimitMiddleware, RequestLogMiddleware, RetryM
 from finance.routers import API_ROUTERS
 
 logger = logging.getLogger("finance")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    revision: str | None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,28 +62,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in API_ROUTERS:
         app.include_router(router, prefix="/api/v1")
 
-    @app.get("/health", tags=["operations"], summary="The process is up")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/health", response_model=Health, tags=["operations"], summary="The process is up")
+    async def health() -> Health:
+        return Health(status="ok")
 
     @app.get(
         "/ready",
+        response_model=Ready,
         tags=["operations"],
         summary="The database answers and its schema is at the latest migration",
         responses=responses(503),
     )
-    async def ready() -> JSONResponse:
+    async def ready() -> Ready:
         database = app.state.database
         try:
-            async with database.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
             current = await migrations.current_revision(database.engine)
         except Exception as exc:
             logger.warning("readiness check failed: %s", exc)
             raise ServiceUnavailable("The database does not answer") from exc
         head = migrations.head_revision()
         if current != head:
-            raise ServiceUnavailable(f"The database schema is at {current}, not at {head}")
-        return JSONResponse({"status": "ready", "revision": current})
+            raise ServiceUnavailable(
+                f"The database schema is at {current or 'no revision'}, not at {head}; "
+                "run `finance db upgrade`"
+            )
+        return Ready(status="ready", revision=current)
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -51,16 +52,26 @@ def serve(
 ) -> None:
     """Serve the API (migrating the database first unless FINANCE_MIGRATE_ON_START=false)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     settings = Settings()
-    console.print(f"Finance on http://{host}:{port} (API docs at /docs), database {settings.url!r}")
+    console.print(
+        f"Finance on http://{host}:{port} (API docs at /docs), database {settings.url!r}",
+        soft_wrap=True,
+    )
+    # The app's own loggers (requests with their ids) print beside uvicorn's; its
+    # access log is off because the request log says the same with the request id.
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["finance"] = {"handlers": ["default"], "level": settings.log_level}
     uvicorn.run(
         "finance.app:create_app",
         factory=True,
         host=host,
         port=port,
         reload=reload,
+        log_config=log_config,
         log_level=settings.log_level.lower(),
+        access_log=False,
         proxy_headers=True,
     )
 
@@ -68,15 +79,24 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate the database up to REVISION (default: the latest)."""
-    _run(lambda database: migrations.upgrade(database.engine, revision))
-    console.print(f"Database at {revision}.")
+
+    async def upgrade(database: Database) -> str | None:
+        await migrations.upgrade(database.engine, revision)
+        return await migrations.current_revision(database.engine)
+
+    console.print(f"Database at {_run(upgrade) or 'base (empty)'}.")
 
 
-@db_app.command("downgrade")
+# Unknown options are taken as arguments, so that a relative revision like -1 reads naturally.
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(revision: Annotated[str, typer.Argument(help="e.g. -1 or base")]) -> None:
     """Migrate the database down to REVISION."""
-    _run(lambda database: migrations.downgrade(database.engine, revision))
-    console.print(f"Database at {revision}.")
+
+    async def downgrade(database: Database) -> str | None:
+        await migrations.downgrade(database.engine, revision)
+        return await migrations.current_revision(database.engine)
+
+    console.print(f"Database at {_run(downgrade) or 'base (empty)'}.")
 
 
 @db_app.command("current")

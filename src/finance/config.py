@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from pydantic import Field, field_validator, model_validator
@@ -14,10 +17,8 @@ from sqlalchemy.engine import URL, make_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./finance.db"
 
-# Values people copy from examples; a service started with one of them is trivially forgeable.
-PLACEHOLDER_SECRETS = frozenset(
-    {"changethis", "change-me", "changeme", "secret", "please-change-me"}
-)
+# What people copy from examples (also padded to the minimum length) is refused.
+PLACEHOLDER_WORDS = ("changethis", "changeme", "change-me", "change_me", "your-secret")
 
 
 class Settings(BaseSettings):
@@ -70,7 +71,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=50 * 1_048_576, ge=1024, validation_alias="FINANCE_MAX_UPLOAD_BYTES"
     )
-    log_level: str = Field(default="INFO", validation_alias="FINANCE_LOG_LEVEL")
+    import_max_lines: int = Field(
+        default=1_000_000, ge=1, validation_alias="FINANCE_IMPORT_MAX_LINES"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", validation_alias="FINANCE_LOG_LEVEL"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -88,13 +94,26 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite://" + value[len("sqlite://") :]
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("DATABASE_URL must be a PostgreSQL or SQLite URL")
+        if value.startswith("sqlite") and make_url(value).database in (None, "", ":memory:"):
+            # Each pooled connection would see its own empty database, and nothing would last.
+            raise ValueError("SQLite needs a file: sqlite+aiosqlite:///path/to/finance.db")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("secret_key")
     @classmethod
     def _no_placeholder(cls, value: str | None) -> str | None:
-        if value is not None and (value.lower() in PLACEHOLDER_SECRETS or len(value) < 32):
-            raise ValueError("FINANCE_SECRET_KEY must be a random string of at least 32 characters")
+        if value is not None and (
+            len(value) < 32 or any(word in value.lower() for word in PLACEHOLDER_WORDS)
+        ):
+            raise ValueError(
+                "FINANCE_SECRET_KEY must be a random string of at least 32 characters, e.g. "
+                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         return value
 
     @model_validator(mode="after")
@@ -125,12 +144,24 @@ class Settings(BaseSettings):
 
 
 def _load_or_create_secret(path: Path) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(value)
+    """The secret kept at `path`, made on first use (readable by the owner only).
+
+    Created under a temporary name and linked into place, so that two processes starting at
+    once agree on one secret and neither ever reads a half-written file.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".finance-secret-")
+        try:
+            with os.fdopen(fd, "w") as file:  # mkstemp makes it 0600
+                file.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise ValueError(f"{path} does not hold a usable secret; delete it to make a new one")
     return value
 
 

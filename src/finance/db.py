@@ -39,17 +39,20 @@ class Database:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    pool = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+    }
     if settings.is_sqlite:
-        engine = create_async_engine(settings.url, echo=settings.sql_echo)
+        engine = create_async_engine(settings.url, echo=settings.sql_echo, **pool)
         _configure_sqlite(engine, settings.db_busy_timeout_ms)
         return engine
     return create_async_engine(
         settings.url,
         echo=settings.sql_echo,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
+        **pool,
         connect_args={
             "server_settings": {
                 "application_name": "finance",
@@ -115,6 +118,7 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     database = get_database(request)
     maker = database.read_sessions if request.method in SAFE_METHODS else database.sessions
     async with maker() as session:
+        request.state.db_session = session  # where an idempotent route stores its response
         try:
             yield session
         except BaseException:

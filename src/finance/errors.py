@@ -193,7 +193,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.info("integrity error on %s: %s", request.url.path, exc)
+    assert isinstance(exc, IntegrityError)
+    # The driver's message names the constraint; the statement and its values stay out of logs.
+    logger.info("integrity error on %s: %s", request.url.path, exc.orig)
     return problem_response(
         409,
         type_="conflict",
@@ -204,14 +206,15 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+def internal_error_response(instance: str) -> JSONResponse:
+    """What a client sees of a bug: no trace, no SQL; the request id leads to the log."""
     return problem_response(
         500,
         type_="internal",
         title="Internal server error",
-        detail="Something went wrong on our side; it has been logged.",
-        instance=request.url.path,
+        detail="Something went wrong on our side; it has been logged with this request's id "
+        "(the X-Request-ID header).",
+        instance=instance,
     )
 
 
@@ -220,4 +223,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # Unexpected exceptions are answered by `middleware.RequestLogMiddleware`, which logs them
+    # with the request id and sends that id along.

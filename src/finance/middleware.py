@@ -11,13 +11,18 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from finance.db import is_retryable
-from finance.errors import problem_response
+from finance.errors import internal_error_response, problem_response
 
 logger = logging.getLogger("finance.requests")
 
 
 class RequestLogMiddleware:
-    """Gives every request an id (kept from `X-Request-ID` when sane) and logs its outcome."""
+    """Gives every request an id (kept from `X-Request-ID` when sane) and logs its outcome.
+
+    It is also where an unexpected exception ends: logged with its trace and the request id,
+    answered with a bare 500 problem that carries the id (outermost, so even that answer
+    has it).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,18 +35,27 @@ class RequestLogMiddleware:
         request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        response_started = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception(
+                "unexpected error on %s %s id=%s", scope["method"], scope["path"], request_id
+            )
+            if response_started:
+                raise
+            await internal_error_response(scope["path"])(scope, receive, send_with_id)
         finally:
             logger.info(
                 "%s %s %s %.1fms id=%s",

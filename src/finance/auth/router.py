@@ -22,7 +22,7 @@ from finance.auth.schemas import (
 )
 from finance.config import SettingsDep
 from finance.db import SessionDep
-from finance.errors import Forbidden, Unprocessable, responses
+from finance.errors import Unprocessable, responses
 from finance.models import AuthToken
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -36,17 +36,12 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     summary="Create an account (when registration is open)",
 )
 async def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) -> UserRead:
-    if not settings.registration_open:
-        raise Forbidden("Registration is closed on this server; ask an administrator")
-    # The very first user of a server administers it.
-    first = await service.count_users(session) == 0
-    user = await service.create_user(
+    user = await service.register(
         session,
         settings,
         email=body.email,
         password=body.password,
         display_name=body.display_name,
-        is_admin=first,
     )
     return UserRead.model_validate(user)
 
@@ -59,10 +54,13 @@ async def register(body: RegisterRequest, session: SessionDep, settings: Setting
 )
 async def token(
     request: Request,
+    response: Response,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> AccessToken:
+    # RFC 6749 5.1: a token response must not be cached.
+    response.headers["Cache-Control"] = "no-store"
     limiter: LoginLimiter = request.app.state.login_limiter
     email = form.username.strip().lower()
     if not email or len(email) > 320:

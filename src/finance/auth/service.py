@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from finance.auth import passwords
 from finance.auth.tokens import PERSONAL_PREFIX, SESSION_PREFIX, hash_token, new_token
 from finance.config import Settings
-from finance.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from finance.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from finance.models import AuthToken, TokenKind, User
 from finance.models.base import utcnow
 
@@ -33,10 +33,6 @@ def check_password_rules(settings: Settings, password: str) -> None:
         )
 
 
-async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    return await session.scalar(select(User).where(User.email == normalize_email(email)))
-
-
 async def create_user(
     session: AsyncSession,
     settings: Settings,
@@ -45,20 +41,52 @@ async def create_user(
     password: str,
     display_name: str,
     is_admin: bool = False,
+    first_becomes_admin: bool = False,
 ) -> User:
     email = normalize_email(email)
     check_password_rules(settings, password)
+    # Hashed before the first query: on SQLite that query takes the write lock, and the hash is
+    # the slow part.
+    password_hash = await passwords.hash_password(settings, password)
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("A user with this email already exists")
     user = User(
         email=email,
         display_name=display_name,
-        password_hash=passwords.hash_password(settings, password),
-        is_admin=is_admin,
+        password_hash=password_hash,
+        is_admin=is_admin or (first_becomes_admin and await _is_first_user(session)),
     )
     session.add(user)
     await session.flush()
     return user
+
+
+async def register(
+    session: AsyncSession, settings: Settings, *, email: str, password: str, display_name: str
+) -> User:
+    """Self-service sign-up, when the server allows it; the very first user administers it."""
+    if not settings.registration_open:
+        raise Forbidden("Registration is closed on this server; ask an administrator")
+    return await create_user(
+        session,
+        settings,
+        email=email,
+        password=password,
+        display_name=display_name,
+        first_becomes_admin=True,
+    )
+
+
+async def _is_first_user(session: AsyncSession) -> bool:
+    if await count_users(session) > 0:
+        return False
+    if session.get_bind().dialect.name == "postgresql":
+        # Two first sign-ups at once must not both become administrators: wait for the other
+        # one's transaction, then count again (READ COMMITTED sees its row by then). SQLite
+        # needs nothing: its writers are serialized by BEGIN IMMEDIATE.
+        await session.execute(text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
+        return await count_users(session) == 0
+    return True
 
 
 async def authenticate(
@@ -69,16 +97,18 @@ async def authenticate(
     try:
         normalized = normalize_email(email)
     except Unprocessable:
-        passwords.verify_password(settings, passwords.dummy_hash(settings), password)
+        await passwords.spend_a_verification(settings, password)
         raise failure from None
     user = await session.scalar(select(User).where(User.email == normalized))
     if user is None:
-        passwords.verify_password(settings, passwords.dummy_hash(settings), password)
+        await passwords.spend_a_verification(settings, password)
         raise failure
-    if not passwords.verify_password(settings, user.password_hash, password) or not user.is_active:
+    if not await passwords.verify_password(settings, user.password_hash, password):
+        raise failure
+    if not user.is_active:
         raise failure
     if passwords.needs_rehash(settings, user.password_hash):
-        user.password_hash = passwords.hash_password(settings, password)
+        user.password_hash = await passwords.hash_password(settings, password)
     return user
 
 
@@ -89,12 +119,64 @@ async def issue_session_token(
     row = AuthToken(
         user_id=user.id,
         kind=TokenKind.SESSION,
-        token_hash=hash_token(token),
+        token_hash=hash_token(settings.secret, token),
         expires_at=utcnow() + timedelta(minutes=settings.access_token_minutes),
     )
     session.add(row)
     await session.flush()
     return token, row
+
+
+async def resolve_token(
+    session: AsyncSession, settings: Settings, secret: str
+) -> tuple[AuthToken, User]:
+    """The live token behind a bearer secret and its active user: one indexed lookup."""
+    row = (
+        await session.execute(
+            select(AuthToken, User)
+            .join(User, User.id == AuthToken.user_id)
+            .where(AuthToken.token_hash == hash_token(settings.secret, secret))
+        )
+    ).one_or_none()
+    if row is None:
+        raise Unauthorized("The token is not valid")
+    token, user = row
+    if token.revoked_at is not None:
+        raise Unauthorized("The token has been revoked")
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        raise Unauthorized("The token has expired")
+    if not user.is_active:
+        raise Unauthorized("This account is deactivated")
+    return token, user
+
+
+# `last_used_at` is kept to this precision, so that a busy client costs one write a minute.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def last_use_is_stale(token: AuthToken) -> bool:
+    return token.last_used_at is None or token.last_used_at < utcnow() - LAST_USED_PRECISION
+
+
+async def mark_used(sessions: async_sessionmaker[AsyncSession], token_id: uuid.UUID) -> None:
+    """Record a token's use in a transaction of its own, after the request's has ended.
+
+    Done apart so that read-only requests stay read-only and a write request's transaction is
+    not lengthened; the condition makes concurrent requests of one client write once.
+    """
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(AuthToken)
+            .where(
+                AuthToken.id == token_id,
+                or_(
+                    AuthToken.last_used_at.is_(None),
+                    AuthToken.last_used_at < now - LAST_USED_PRECISION,
+                ),
+            )
+            .values(last_used_at=now)
+        )
 
 
 async def revoke_token(session: AsyncSession, token: AuthToken) -> None:
@@ -129,12 +211,12 @@ async def change_password(
     new_password: str,
     keep_session: uuid.UUID | None,
 ) -> None:
-    if current_password is None or not passwords.verify_password(
+    if current_password is None or not await passwords.verify_password(
         settings, user.password_hash, current_password
     ):
         raise Unprocessable("The current password is needed to set a new one, and it is not right")
     check_password_rules(settings, new_password)
-    user.password_hash = passwords.hash_password(settings, new_password)
+    user.password_hash = await passwords.hash_password(settings, new_password)
     await revoke_sessions(session, user, keep=keep_session)
     await session.flush()
 
@@ -164,7 +246,7 @@ async def create_personal_token(
         user_id=user.id,
         kind=TokenKind.PERSONAL,
         name=name,
-        token_hash=hash_token(token),
+        token_hash=hash_token(settings.secret, token),
         expires_at=expires_at,
     )
     session.add(row)

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from finance.models import Base
-
-target_metadata = Base.metadata
-
-
-def compare_options(connection: Connection) -> dict[str, Any]:
-    return {
-        "target_metadata": target_metadata,
-        "render_as_batch": connection.dialect.name == "sqlite",
-        "compare_type": True,
-        "user_module_prefix": "finance.models.base.",
-    }
+from finance.migrations import compare_options
 
 
 def _run(connection: Connection) -> None:

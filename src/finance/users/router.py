@@ -7,15 +7,14 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
-from finance.auth import service as auth_service
 from finance.auth.deps import CurrentAdmin, CurrentToken, CurrentUser
 from finance.auth.schemas import UserRead, UserUpdateAdmin, UserUpdateMe
 from finance.config import SettingsDep
 from finance.db import SessionDep
-from finance.errors import NotFound, Unprocessable, responses
+from finance.errors import responses
 from finance.models import User
+from finance.users import service
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -38,27 +37,21 @@ async def update_me(
     session: SessionDep,
     settings: SettingsDep,
 ) -> User:
-    if body.display_name is not None:
-        user.display_name = body.display_name
-    if body.new_password is not None:
-        await auth_service.change_password(
-            session,
-            settings,
-            user,
-            current_password=body.current_password,
-            new_password=body.new_password,
-            keep_session=token.id,
-        )
-    elif body.current_password is not None:
-        raise Unprocessable("current_password is only needed with new_password")
-    await session.flush()
-    return user
+    return await service.update_profile(
+        session,
+        settings,
+        user,
+        current_token=token,
+        display_name=body.display_name,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
 
 
 @router.get(
     "",
     response_model=list[UserRead],
-    responses=responses(401, 403),
+    responses=responses(401, 403, 422),
     summary="Every user of this server (administrators only)",
 )
 async def list_users(
@@ -67,10 +60,7 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Sequence[User]:
-    result = await session.scalars(
-        select(User).order_by(User.created_at, User.id).limit(limit).offset(offset)
-    )
-    return result.all()
+    return await service.list_users(session, limit=limit, offset=offset)
 
 
 @router.patch(
@@ -82,14 +72,6 @@ async def list_users(
 async def update_user(
     user_id: uuid.UUID, body: UserUpdateAdmin, admin: CurrentAdmin, session: SessionDep
 ) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user")
-    if user.id == admin.id and (body.is_active is False or body.is_admin is False):
-        raise Unprocessable("You cannot deactivate or demote yourself")
-    if body.is_active is not None:
-        user.is_active = body.is_active
-    if body.is_admin is not None:
-        user.is_admin = body.is_admin
-    await session.flush()
-    return user
+    return await service.administer(
+        session, admin, user_id, is_active=body.is_active, is_admin=body.is_admin
+    )

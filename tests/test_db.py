@@ -1,0 +1,240 @@
+"""The database module: commit before the response, SQLite's safety settings, concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.types import Message
+
+from finance.config import Settings
+from finance.db import Database, create_database, is_retryable
+from finance.models import AuthToken, User
+from tests.conftest import PASSWORD, Backend, UserFactory
+
+
+async def test_the_commit_happens_before_the_response_starts(
+    app: FastAPI, backend: Backend
+) -> None:
+    """A 201 means durable: when the status line goes out, another connection sees the row."""
+    payload = json.dumps(
+        {"email": "ada@example.com", "password": PASSWORD, "display_name": "Ada"}
+    ).encode()
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/auth/register",
+        "raw_path": b"/api/v1/auth/register",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    finished = asyncio.Event()
+    sent_body = False
+    seen: dict[str, Any] = {}
+    # Its own engine, so the check cannot reuse the request's connection.
+    observer = create_database(backend.settings())
+
+    async def receive() -> Message:
+        nonlocal sent_body
+        if not sent_body:
+            sent_body = True
+            return {"type": "http.request", "body": payload, "more_body": False}
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            seen["status"] = message["status"]
+            async with observer.engine.connect() as conn:
+                seen["email"] = await conn.scalar(
+                    select(User.email).where(User.email == "ada@example.com")
+                )
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            finished.set()
+
+    try:
+        await app(scope, receive, send)
+    finally:
+        await observer.dispose()
+    assert seen == {"status": 201, "email": "ada@example.com"}
+
+
+async def test_fifty_concurrent_registrations_lose_nothing(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    async def register(number: int) -> httpx.Response:
+        return await client.post(
+            "/api/v1/auth/register",
+            json={"email": f"u{number}@example.com", "password": PASSWORD, "display_name": "u"},
+        )
+
+    responses = await asyncio.gather(*(register(n) for n in range(50)))
+    assert [r.status_code for r in responses] == [201] * 50, [r.text for r in responses]
+    async with database.read_sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 50
+        # Exactly one of the simultaneous first sign-ups became the administrator.
+        assert await session.scalar(select(func.count()).where(User.is_admin)) == 1
+
+
+async def test_fifty_concurrent_token_creations_by_one_user(
+    client: httpx.AsyncClient, make_user: UserFactory, database: Database
+) -> None:
+    user = await make_user()
+
+    async def create(number: int) -> httpx.Response:
+        return await client.post(
+            "/api/v1/auth/tokens", json={"name": f"t{number}"}, headers=user.headers
+        )
+
+    responses = await asyncio.gather(*(create(n) for n in range(50)))
+    assert [r.status_code for r in responses] == [201] * 50, [r.text for r in responses]
+    listed = await client.get("/api/v1/auth/tokens", headers=user.headers)
+    assert sorted(t["name"] for t in listed.json()) == sorted(f"t{n}" for n in range(50))
+    async with database.read_sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(AuthToken)) == 51
+
+
+async def test_fifty_concurrent_read_modify_writes(app: FastAPI, database: Database) -> None:
+    """The same row incremented by 50 sessions at once: every increment counts."""
+    async with database.sessions() as session, session.begin():
+        counter = User(email="counter@example.com", display_name="0", password_hash="-")
+        session.add(counter)
+    # FOR UPDATE is what PostgreSQL needs; on SQLite, BEGIN IMMEDIATE already serializes.
+    statement = select(User).where(User.id == counter.id).with_for_update()
+
+    async def increment() -> None:
+        async with database.sessions() as session, session.begin():
+            row = (await session.scalars(statement)).one()
+            row.display_name = str(int(row.display_name) + 1)
+
+    await asyncio.gather(*(increment() for _ in range(50)))
+    async with database.read_sessions() as session:
+        assert await session.scalar(select(User.display_name).where(User.id == counter.id)) == "50"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_real_serialization_failure_is_retryable(database: Database) -> None:
+    """Two SERIALIZABLE transactions that each read what the other writes (write skew)."""
+    serializable = database.engine.execution_options(isolation_level="SERIALIZABLE")
+
+    def new_user() -> Any:
+        return insert(User).values(
+            email=f"{uuid.uuid4().hex}@x.org", display_name="-", password_hash="-"
+        )
+
+    async with serializable.connect() as first, serializable.connect() as second:
+        await first.begin()
+        await second.begin()
+        await first.scalar(select(func.count()).select_from(User))
+        await second.scalar(select(func.count()).select_from(User))
+        await first.execute(new_user())
+        await first.commit()
+        # PostgreSQL notices the cycle when the second one writes.
+        with pytest.raises(DBAPIError) as caught:
+            await second.execute(new_user())
+    assert getattr(caught.value.orig, "sqlstate", None) == "40001"
+    assert is_retryable(caught.value)
+
+
+def test_other_errors_are_not_retryable() -> None:
+    duplicate = IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed: users.email"))
+    assert not is_retryable(duplicate)
+    assert not is_retryable(OperationalError("SELECT 1", {}, Exception("no such table: x")))
+    assert not is_retryable(RuntimeError("database is locked"))
+
+
+# SQLite on its own: pragmas and the write lock.
+
+
+def _sqlite_settings(path: Path, **overrides: Any) -> Settings:
+    return Settings(
+        _env_file=None,
+        DATABASE_URL=f"sqlite+aiosqlite:///{path}",
+        FINANCE_SECRET_KEY="test-secret-" + "x" * 40,
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = create_database(_sqlite_settings(tmp_path / "lock.db"))
+    async with database.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def test_sqlite_pragmas_on_every_connection(sqlite_db: Database) -> None:
+    async with sqlite_db.engine.connect() as conn:
+        pragmas = {
+            name: await conn.scalar(text(f"PRAGMA {name}"))
+            for name in ("foreign_keys", "journal_mode", "synchronous", "busy_timeout")
+        }
+    assert pragmas == {
+        "foreign_keys": 1,
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "busy_timeout": 30000,
+    }
+
+
+async def test_sqlite_writers_queue_for_the_lock_instead_of_failing(sqlite_db: Database) -> None:
+    async with sqlite_db.sessions() as first:
+        # The first statement of a write session begins with BEGIN IMMEDIATE: the lock is taken.
+        assert await first.scalar(text("SELECT count(*) FROM t")) == 0
+
+        async with sqlite_db.read_sessions() as reader:
+            # Readers begin deferred and, in WAL mode, are never held up by the writer.
+            assert await reader.scalar(text("SELECT count(*) FROM t")) == 0
+
+        async def second_writer() -> int:
+            async with sqlite_db.sessions() as second, second.begin():
+                seen = await second.scalar(text("SELECT count(*) FROM t"))
+                await second.execute(text("INSERT INTO t VALUES (2)"))
+                return int(seen or 0)
+
+        waiting = asyncio.create_task(second_writer())
+        done, _ = await asyncio.wait({waiting}, timeout=0.3)
+        assert not done, "the second writer should wait for the first one's lock"
+        await first.execute(text("INSERT INTO t VALUES (1)"))
+        await first.commit()
+    # It began after the first committed, so it read the first one's row: no lost update.
+    assert await waiting == 1
+
+
+async def test_sqlite_busy_lock_is_retryable(tmp_path: Path, sqlite_db: Database) -> None:
+    impatient = create_database(
+        _sqlite_settings(tmp_path / "lock.db", FINANCE_DB_BUSY_TIMEOUT_MS=0)
+    )
+    try:
+        async with sqlite_db.sessions() as holder:
+            await holder.execute(text("SELECT 1"))
+            async with impatient.sessions() as other:
+                with pytest.raises(OperationalError) as caught:
+                    # Even a read in a write session asks for the write lock first.
+                    await other.execute(text("SELECT count(*) FROM t"))
+    finally:
+        await impatient.dispose()
+    assert "database is locked" in str(caught.value)
+    assert is_retryable(caught.value)
