@@ -58,6 +58,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
                 "application_name": "finance",
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "idle_in_transaction_session_timeout": "60000",
+                # Report queries are short aggregates: JIT compilation costs more than it saves.
+                "jit": "off",
             },
             "timeout": settings.db_pool_timeout,
         },

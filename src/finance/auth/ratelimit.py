@@ -26,22 +26,29 @@ class LoginLimiter:
     per_client: RateLimitItem
 
     async def check(self, email: str, client: str) -> None:
-        """Count one login attempt; 429 with `Retry-After` once either budget is spent."""
-        for item, key in (
-            (self.per_account, f"account:{email}"),
-            (self.per_client, f"client:{client}"),
-        ):
-            if not await self.limiter.hit(item, "login", key):
-                stats = await self.limiter.get_window_stats(item, "login", key)
-                retry_after = math.ceil(stats.reset_time - time.time())
-                raise TooManyRequests(
-                    "Too many sign-in attempts; wait before trying again",
-                    retry_after=retry_after,
-                )
+        """Before a sign-in: 429 with `Retry-After` once either budget is spent.
 
-    async def reset(self, email: str) -> None:
-        """A successful sign-in clears the account's counter (not the address's)."""
-        await self.limiter.clear(self.per_account, "login", f"account:{email}")
+        Every attempt counts against the client address; only failures count against the
+        account (see `failed`), so a person who signs in successfully spends nothing and
+        nothing ever has to be cleared.
+        """
+        account = f"account:{email}"
+        if not await self.limiter.test(self.per_account, "login", account):
+            await self._refuse(self.per_account, account)
+        address = f"client:{client}"
+        if not await self.limiter.hit(self.per_client, "login", address):
+            await self._refuse(self.per_client, address)
+
+    async def failed(self, email: str) -> None:
+        """Count a failed sign-in against the account."""
+        await self.limiter.hit(self.per_account, "login", f"account:{email}")
+
+    async def _refuse(self, item: RateLimitItem, key: str) -> None:
+        stats = await self.limiter.get_window_stats(item, "login", key)
+        raise TooManyRequests(
+            "Too many sign-in attempts; wait before trying again",
+            retry_after=math.ceil(stats.reset_time - time.time()),
+        )
 
 
 def create_login_limiter(settings: Settings) -> LoginLimiter:

@@ -22,10 +22,11 @@ from finance.auth.schemas import (
 )
 from finance.config import SettingsDep
 from finance.db import SessionDep
-from finance.errors import Unprocessable, responses
+from finance.errors import Unauthorized, Unprocessable, responses
+from finance.idempotency import IdempotentRoute
 from finance.models import AuthToken
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=IdempotentRoute)
 
 
 @router.post(
@@ -67,8 +68,11 @@ async def token(
         raise Unprocessable("username must be the account's email")
     client = request.client.host if request.client else "unknown"
     await limiter.check(email, client)
-    user = await service.authenticate(session, settings, form.username, form.password)
-    await limiter.reset(email)
+    try:
+        user = await service.authenticate(session, settings, form.username, form.password)
+    except Unauthorized:
+        await limiter.failed(email)
+        raise
     secret, _ = await service.issue_session_token(session, settings, user)
     return AccessToken(access_token=secret, expires_in=settings.access_token_minutes * 60)
 

@@ -1,6 +1,14 @@
 """All models, imported here so that Alembic and the metadata see every table."""
 
 from finance.models.base import Base
+from finance.models.imports import (
+    CsvProfile,
+    ImportBatch,
+    ImportFormat,
+    ImportLine,
+    ImportStatus,
+    LineOutcome,
+)
 from finance.models.ledger import (
     Account,
     AccountType,
@@ -26,9 +34,15 @@ __all__ = [
     "BalanceAssertion",
     "Base",
     "Commodity",
+    "CsvProfile",
     "IdempotencyKey",
+    "ImportBatch",
+    "ImportFormat",
+    "ImportLine",
+    "ImportStatus",
     "Ledger",
     "LedgerMember",
+    "LineOutcome",
     "Posting",
     "Price",
     "Role",

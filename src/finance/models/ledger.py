@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Index,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -229,7 +230,11 @@ class AuditEntry(LedgerScoped, Base):
     """Append-only: who changed which object when, with its state before and after."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_ledger_at", "ledger_id", "at", "id"),)
+    __table_args__ = (
+        Index("ix_audit_log_ledger_at", "ledger_id", "at", "id"),
+        # One object's history (`GET audit?object_id=`) without a scan of the ledger's log.
+        Index("ix_audit_log_object", "ledger_id", "object_id", "at"),
+    )
 
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -257,7 +262,7 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # started | done
     response_status: Mapped[int | None]
-    response_body: Mapped[str | None] = mapped_column(Text)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     locked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -13,10 +13,11 @@ from finance.auth.schemas import UserRead, UserUpdateAdmin, UserUpdateMe
 from finance.config import SettingsDep
 from finance.db import SessionDep
 from finance.errors import responses
+from finance.idempotency import IdempotentRoute
 from finance.models import User
 from finance.users import service
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=IdempotentRoute)
 
 
 @router.get("/me", response_model=UserRead, responses=responses(401), summary="Who you are")

@@ -1,8 +1,8 @@
-"""users, ledgers, commodities, accounts, transactions
+"""initial schema
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 23:45:48.864619
+Create Date: 2026-11-26
 """
 
 from collections.abc import Sequence
@@ -64,7 +64,7 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("response_status", sa.BigInteger(), nullable=True),
-        sa.Column("response_body", sa.Text(), nullable=True),
+        sa.Column("response_body", sa.LargeBinary(), nullable=True),
         sa.Column("response_headers", sa.JSON(), nullable=True),
         sa.Column("created_at", finance.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("locked_at", finance.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -155,6 +155,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_log_ledger_at", ["ledger_id", "at", "id"], unique=False)
+        batch_op.create_index("ix_audit_log_object", ["ledger_id", "object_id", "at"], unique=False)
 
     op.create_table(
         "commodities",
@@ -176,6 +177,23 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("ledger_id", "id", name=op.f("pk_commodities")),
         sa.UniqueConstraint("ledger_id", "code", name=op.f("uq_commodities_ledger_id_code")),
+    )
+    op.create_table(
+        "csv_profiles",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("mapping", sa.JSON(), nullable=False),
+        sa.Column("ledger_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", finance.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", finance.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ledger_id"],
+            ["ledgers.id"],
+            name=op.f("fk_csv_profiles_ledger_id_ledgers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("ledger_id", "id", name=op.f("pk_csv_profiles")),
+        sa.UniqueConstraint("ledger_id", "name", name=op.f("uq_csv_profiles_ledger_id_name")),
     )
     op.create_table(
         "ledger_members",
@@ -287,6 +305,74 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "import_batches",
+        sa.Column("account_id", sa.Uuid(), nullable=True),
+        sa.Column(
+            "format",
+            sa.Enum(
+                "csv",
+                "ofx",
+                "qif",
+                "camt053",
+                "mt940",
+                "beancount",
+                name="importformat",
+                native_enum=False,
+                length=16,
+            ),
+            nullable=False,
+        ),
+        sa.Column("filename", sa.String(length=255), nullable=True),
+        sa.Column("file_sha256", sa.String(length=64), nullable=False),
+        sa.Column("options", sa.JSON(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("completed", "undone", name="importstatus", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("line_count", sa.BigInteger(), nullable=False),
+        sa.Column("new_count", sa.BigInteger(), nullable=False),
+        sa.Column("duplicate_count", sa.BigInteger(), nullable=False),
+        sa.Column("flagged_count", sa.BigInteger(), nullable=False),
+        sa.Column("rejected_count", sa.BigInteger(), nullable=False),
+        sa.Column("skipped_count", sa.BigInteger(), nullable=False),
+        sa.Column("created_by", sa.Uuid(), nullable=True),
+        sa.Column("created_at", finance.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("undone_at", finance.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("undone_by", sa.Uuid(), nullable=True),
+        sa.Column("ledger_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["users.id"],
+            name=op.f("fk_import_batches_created_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ledger_id", "account_id"],
+            ["accounts.ledger_id", "accounts.id"],
+            name=op.f("fk_import_batches_ledger_id_account_id_accounts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["ledger_id"],
+            ["ledgers.id"],
+            name=op.f("fk_import_batches_ledger_id_ledgers"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["undone_by"],
+            ["users.id"],
+            name=op.f("fk_import_batches_undone_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("ledger_id", "id", name=op.f("pk_import_batches")),
+    )
+    with op.batch_alter_table("import_batches", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_import_batches_ledger_created", ["ledger_id", "created_at", "id"], unique=False
+        )
+
+    op.create_table(
         "postings",
         sa.Column("transaction_id", sa.Uuid(), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
@@ -388,11 +474,70 @@ def upgrade() -> None:
             name=op.f("uq_prices_ledger_id_commodity_id_quote_commodity_id_date"),
         ),
     )
+    op.create_table(
+        "import_lines",
+        sa.Column("ledger_id", sa.Uuid(), nullable=False),
+        sa.Column("batch_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("position", sa.String(length=120), nullable=False),
+        sa.Column(
+            "outcome",
+            sa.Enum(
+                "new",
+                "duplicate",
+                "flagged",
+                "rejected",
+                "accepted",
+                "matched",
+                "skipped",
+                name="lineoutcome",
+                native_enum=False,
+                length=16,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("identity", sa.Uuid(), nullable=True),
+        sa.Column("reference", sa.String(length=255), nullable=True),
+        sa.Column("date", sa.Date(), nullable=True),
+        sa.Column("amount", finance.models.base.DecimalText(length=48), nullable=True),
+        sa.Column("commodity", sa.String(length=24), nullable=True),
+        sa.Column("payee", sa.String(length=500), nullable=True),
+        sa.Column("narration", sa.Text(), nullable=True),
+        sa.Column("counter_account_id", sa.Uuid(), nullable=True),
+        sa.Column("transaction_id", sa.Uuid(), nullable=True),
+        sa.Column("candidate_id", sa.Uuid(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["ledger_id", "batch_id"],
+            ["import_batches.ledger_id", "import_batches.id"],
+            name=op.f("fk_import_lines_ledger_id_batch_id_import_batches"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ledger_id"],
+            ["ledgers.id"],
+            name=op.f("fk_import_lines_ledger_id_ledgers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("ledger_id", "batch_id", "seq", name=op.f("pk_import_lines")),
+        sa.UniqueConstraint(
+            "ledger_id", "identity", name=op.f("uq_import_lines_ledger_id_identity")
+        ),
+    )
+    with op.batch_alter_table("import_lines", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_import_lines_transaction", ["ledger_id", "transaction_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("import_lines", schema=None) as batch_op:
+        batch_op.drop_index("ix_import_lines_transaction")
+
+    op.drop_table("import_lines")
     op.drop_table("prices")
     with op.batch_alter_table("postings", schema=None) as batch_op:
         batch_op.drop_index("ix_postings_transaction")
@@ -400,6 +545,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_postings_balance")
 
     op.drop_table("postings")
+    with op.batch_alter_table("import_batches", schema=None) as batch_op:
+        batch_op.drop_index("ix_import_batches_ledger_created")
+
+    op.drop_table("import_batches")
     with op.batch_alter_table("balance_assertions", schema=None) as batch_op:
         batch_op.drop_index("ix_balance_assertions_account")
 
@@ -413,8 +562,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ledger_members_user_id"))
 
     op.drop_table("ledger_members")
+    op.drop_table("csv_profiles")
     op.drop_table("commodities")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_log_object")
         batch_op.drop_index("ix_audit_log_ledger_at")
 
     op.drop_table("audit_log")

@@ -1,0 +1,980 @@
+"""Double-entry transactions: validation, bulk writing, reading, listing, updates and deletes.
+
+The API and the statement importers share this module. Validation and writing are separate
+steps, so that an import of ten thousand lines validates every line first (with one `Lookups`
+cache, so accounts and commodities are fetched once per batch, not once per line) and then
+writes them all with a few multi-row INSERTs:
+
+    lookups = Lookups(ledger_id, user_id)
+    prepared = [await prepare_transaction(session, ledger_id, line, lookups) for line in lines]
+    ids = await insert_transactions(session, ledger_id, user_id, prepared)
+
+`create_transaction` is the API's path: prepare, insert, and an audit entry.
+
+A transaction must balance; the rule (weights, the inferred tolerance, the residual, the
+posting whose amount is filled in) is written out in `finance.transactions.balancing`. In
+short: per commodity of weight, the postings' weights (units x per-unit cost, else units x
+per-unit price, else units) sum to zero; exactly, unless a cost or price makes a weight finer
+than its commodity's precision, in which case up to Beancount's inferred tolerance is accepted
+and the exact remainder is reported as `residual`.
+
+Every function only flushes; the caller's session (one per request) commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import (
+    Date,
+    Table,
+    Uuid,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from finance import audit
+from finance.accounts.service import check_account_accepts, descendants_of, get_account
+from finance.commodities.service import find_commodity, resolve_commodity
+from finance.errors import AppError, NotFound, PreconditionFailed, Unprocessable
+from finance.models import Account, Commodity, Posting, Transaction, TransactionStatus
+from finance.models.base import utcnow
+from finance.money import AmountError, format_minor, from_minor, to_minor
+from finance.schemas import Page, PageParams
+from finance.transactions.balancing import (
+    Leg,
+    balance,
+    round_half_even,
+    show,
+    sum_by_commodity,
+    weigh,
+)
+from finance.transactions.schemas import (
+    Amount,
+    PostingIn,
+    PostingOut,
+    RateIn,
+    RateOut,
+    TransactionIn,
+    TransactionOut,
+    TransactionPatch,
+)
+
+OBJECT_TYPE = "transaction"
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+class Lookups:
+    """A cache of one ledger's accounts and commodities, for one request or one import batch.
+
+    Each `load_*` call fetches everything it does not know yet in one query, so preparing a
+    batch costs a query per new set of accounts or commodities, not one per line. The rows
+    are share-locked on PostgreSQL as the accounts and commodities services ask of writers
+    (a concurrent change of an account's dates or a commodity's precision waits for this
+    transaction, and this one for it). ISO currencies used for the first time are created,
+    recorded in the audit log against `user_id`. One ledger, one session: do not share it.
+    """
+
+    def __init__(self, ledger_id: uuid.UUID, user_id: uuid.UUID | None = None) -> None:
+        self.ledger_id = ledger_id
+        self.user_id = user_id
+        self.accounts: dict[uuid.UUID, Account | None] = {}
+        self.commodities: dict[str, Commodity | None] = {}
+        self.commodities_by_id: dict[uuid.UUID, Commodity] = {}
+
+    async def load_accounts(self, session: AsyncSession, ids: Iterable[uuid.UUID]) -> None:
+        wanted = {account_id for account_id in ids if account_id not in self.accounts}
+        if not wanted:
+            return
+        found = await session.scalars(
+            select(Account)
+            .where(Account.ledger_id == self.ledger_id, Account.id.in_(wanted))
+            .order_by(Account.id)
+            .with_for_update(read=True)
+        )
+        for account in found:
+            self.accounts[account.id] = account
+        for account_id in wanted:
+            self.accounts.setdefault(account_id, None)
+
+    async def load_commodities(self, session: AsyncSession, codes: Iterable[str]) -> None:
+        """Known codes in one query; ISO currencies not used before are created here."""
+        wanted = {code for code in codes if code not in self.commodities}
+        if not wanted:
+            return
+        found = await session.scalars(
+            select(Commodity)
+            .where(Commodity.ledger_id == self.ledger_id, Commodity.code.in_(wanted))
+            .order_by(Commodity.id)
+            .with_for_update(read=True)
+        )
+        for commodity in found:
+            self._remember(commodity)
+        for code in sorted(wanted - self.commodities.keys()):
+            try:
+                commodity = await resolve_commodity(
+                    session, self.ledger_id, code, user_id=self.user_id
+                )
+            except Unprocessable:
+                self.commodities[code] = None
+            else:
+                self._remember(commodity)
+
+    async def load_commodity_ids(self, session: AsyncSession, ids: Iterable[uuid.UUID]) -> None:
+        """For showing amounts (no lock): the commodities of stored postings."""
+        wanted = {
+            commodity_id for commodity_id in ids if commodity_id not in self.commodities_by_id
+        }
+        if not wanted:
+            return
+        found = await session.scalars(
+            select(Commodity).where(Commodity.ledger_id == self.ledger_id, Commodity.id.in_(wanted))
+        )
+        for commodity in found:
+            self.commodities_by_id[commodity.id] = commodity
+
+    def _remember(self, commodity: Commodity) -> None:
+        self.commodities[commodity.code] = commodity
+        self.commodities_by_id[commodity.id] = commodity
+
+
+# --- preparing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedPosting:
+    """A posting ready to be written: ids resolved, integers of minor units, weight computed."""
+
+    account_id: uuid.UUID
+    commodity_id: uuid.UUID
+    amount: int
+    cost: Decimal | None
+    cost_commodity_id: uuid.UUID | None
+    price: Decimal | None
+    price_commodity_id: uuid.UUID | None
+    weight: int
+    weight_commodity_id: uuid.UUID
+    memo: str | None
+
+
+@dataclass(frozen=True)
+class PreparedTransaction:
+    """A transaction that passed every rule and can be written by `insert_transactions`.
+
+    `residual` is, per weight commodity code, the exact sum of the weights where it is not
+    zero (accepted within the inferred tolerance).
+    """
+
+    date: dt.date
+    payee: str | None
+    narration: str | None
+    tags: list[str]
+    links: list[str]
+    meta: dict[str, Any]
+    status: TransactionStatus
+    external_id: str | None
+    postings: list[PreparedPosting]
+    residual: dict[str, Decimal] = field(default_factory=dict)
+
+
+def _posting_error(index: int, name: str, message: str, kind: str) -> Unprocessable:
+    where = f"postings[{index}].{name}"
+    return Unprocessable(
+        f"{where}: {message}",
+        errors=[{"loc": ["body", "postings", str(index), name], "msg": message, "type": kind}],
+    )
+
+
+async def prepare_transaction(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    data: TransactionIn,
+    lookups: Lookups | None = None,
+) -> PreparedTransaction:
+    """Check `data` against every rule and turn it into rows-to-be; writes nothing of its own.
+
+    Resolves the accounts and commodities (through `lookups`, loading what it lacks in one
+    query each; ISO currencies used for the first time are created, in the caller's
+    transaction), converts amounts to integers of minor units (refusing more decimals than the
+    commodity has), checks each account takes the posting (open on the date, commodity
+    allowed), fills in the one posting that may leave out its amount, computes the weights and
+    applies the balance rule (see `finance.transactions.balancing`).
+
+    Raises `Unprocessable` (422) naming the posting (`postings[2].amount: ...`, with the same
+    location in the problem's `errors`) or, for an imbalance, the commodity, the amount it is
+    off by and the postings that weigh in it (also in the problem's `imbalance`). An account of
+    another ledger is refused exactly like an unknown one.
+    """
+    lookups = lookups or Lookups(ledger_id)
+    assert lookups.ledger_id == ledger_id, "a Lookups cache serves one ledger"
+    postings = data.postings
+    await lookups.load_accounts(session, (posting.account_id for posting in postings))
+    codes: set[str] = set()
+    for posting in postings:
+        if posting.commodity is not None:
+            codes.add(posting.commodity)
+        codes.update(rate.commodity for rate in (posting.cost, posting.price) if rate)
+    await lookups.load_commodities(session, codes)
+
+    legs: list[Leg] = []
+    for index, posting in enumerate(postings):
+        legs.append(_leg(index, posting, lookups))
+    balanced = balance(legs)
+
+    prepared: list[PreparedPosting] = []
+    for index, posting in enumerate(postings):
+        account = lookups.accounts[posting.account_id]
+        assert account is not None  # checked by _leg
+        code = posting.commodity or balanced.fill_code
+        assert code is not None  # the filled posting's commodity is one the others weigh in
+        commodity = _commodity(lookups, index, "commodity", code)
+        try:
+            check_account_accepts(account, data.date, code)
+        except Unprocessable as exc:
+            raise _posting_error(index, "account_id", exc.detail, "account_refuses") from exc
+        units = balanced.units[index]
+        rate_in = posting.cost or posting.price
+        weight_commodity = commodity
+        if rate_in is not None:
+            weight_commodity = _commodity(lookups, index, "cost", rate_in.commodity)
+        weight = round_half_even(balanced.weights[index], weight_commodity.precision)
+        try:
+            amount = to_minor(units, commodity.precision, field="amount")
+            weight_minor = to_minor(weight, weight_commodity.precision, field="weight")
+        except AmountError as exc:
+            raise _posting_error(index, "amount", str(exc), "amount") from exc
+        prepared.append(
+            PreparedPosting(
+                account_id=account.id,
+                commodity_id=commodity.id,
+                amount=amount,
+                cost=posting.cost.amount if posting.cost else None,
+                cost_commodity_id=_rate_commodity_id(lookups, posting.cost),
+                price=posting.price.amount if posting.price else None,
+                price_commodity_id=_rate_commodity_id(lookups, posting.price),
+                weight=weight_minor,
+                weight_commodity_id=weight_commodity.id,
+                memo=posting.memo,
+            )
+        )
+    return PreparedTransaction(
+        date=data.date,
+        payee=data.payee,
+        narration=data.narration,
+        tags=list(data.tags),
+        links=list(data.links),
+        meta=dict(data.meta),
+        status=data.status,
+        external_id=data.external_id,
+        postings=prepared,
+        residual=balanced.residual,
+    )
+
+
+def _commodity(lookups: Lookups, index: int, name: str, code: str) -> Commodity:
+    commodity = lookups.commodities.get(code)
+    if commodity is None:
+        raise _posting_error(
+            index,
+            name,
+            f"unknown commodity {code!r}: create it first (POST commodities) with its precision",
+            "unknown_commodity",
+        )
+    return commodity
+
+
+def _rate_commodity_id(lookups: Lookups, rate: RateIn | None) -> uuid.UUID | None:
+    if rate is None:
+        return None
+    commodity = lookups.commodities[rate.commodity]
+    assert commodity is not None  # checked by _leg
+    return commodity.id
+
+
+def _leg(index: int, posting: PostingIn, lookups: Lookups) -> Leg:
+    """What the balance rule needs of a posting; refuses what makes it meaningless."""
+    if lookups.accounts.get(posting.account_id) is None:
+        raise _posting_error(
+            index, "account_id", "no such account in this ledger", "unknown_account"
+        )
+    if posting.amount is not None and posting.commodity is None:
+        raise _posting_error(index, "commodity", "an amount needs its commodity", "missing")
+    units_code = posting.commodity
+    units_precision = 0
+    if units_code is not None:
+        units_precision = _commodity(lookups, index, "commodity", units_code).precision
+    if posting.amount is not None and units_code is not None:
+        try:
+            to_minor(posting.amount, units_precision)
+        except AmountError as exc:
+            raise _posting_error(index, "amount", f"{exc} ({units_code})", "amount") from exc
+    rate_in, rate_name = (posting.cost, "cost") if posting.cost else (posting.price, "price")
+    if posting.price is not None and posting.price.commodity == units_code:
+        raise _posting_error(
+            index, "price", "a price must be in another commodity than the units", "same"
+        )
+    if posting.cost is not None and posting.cost.commodity == units_code:
+        raise _posting_error(
+            index, "cost", "a cost must be in another commodity than the units", "same"
+        )
+    if posting.price is not None:
+        _commodity(lookups, index, "price", posting.price.commodity)
+    if rate_in is None:
+        return Leg(posting.amount, units_code, units_precision, None, units_code, units_precision)
+    weight_commodity = _commodity(lookups, index, rate_name, rate_in.commodity)
+    return Leg(
+        posting.amount,
+        units_code,
+        units_precision,
+        rate_in.amount,
+        weight_commodity.code,
+        weight_commodity.precision,
+    )
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+TRANSACTIONS = cast(Table, Transaction.__table__)
+POSTINGS = cast(Table, Posting.__table__)
+
+
+def _header_values(item: PreparedTransaction) -> dict[str, Any]:
+    return {
+        "date": item.date,
+        "payee": item.payee,
+        "narration": item.narration,
+        "tags": item.tags,
+        "links": item.links,
+        "meta": item.meta,
+        "status": item.status,
+        "external_id": item.external_id,
+    }
+
+
+def _posting_rows(
+    ledger_id: uuid.UUID, transaction_id: uuid.UUID, item: PreparedTransaction
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "ledger_id": ledger_id,
+            "id": uuid.uuid4(),
+            "transaction_id": transaction_id,
+            "position": position,
+            "date": item.date,
+            "account_id": posting.account_id,
+            "commodity_id": posting.commodity_id,
+            "amount": posting.amount,
+            "cost": posting.cost,
+            "cost_commodity_id": posting.cost_commodity_id,
+            "price": posting.price,
+            "price_commodity_id": posting.price_commodity_id,
+            "weight": posting.weight,
+            "weight_commodity_id": posting.weight_commodity_id,
+            "memo": posting.memo,
+        }
+        for position, posting in enumerate(item.postings)
+    ]
+
+
+def _rows(
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    prepared: Sequence[PreparedTransaction],
+    extra_columns: Mapping[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    now = utcnow()
+    transactions: list[dict[str, Any]] = []
+    postings: list[dict[str, Any]] = []
+    for item in prepared:
+        transaction_id = uuid.uuid4()
+        transactions.append(
+            {
+                "ledger_id": ledger_id,
+                "id": transaction_id,
+                **_header_values(item),
+                "version": 1,
+                "created_by": user_id,
+                "created_at": now,
+                "updated_at": now,
+                **extra_columns,
+            }
+        )
+        postings.extend(_posting_rows(ledger_id, transaction_id, item))
+    return transactions, postings
+
+
+async def _insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Many rows per statement, never row by row.
+
+    With RETURNING, SQLAlchemy's "insertmanyvalues" sends the rows as multi-row VALUES
+    statements of up to 1000 rows (within each driver's parameter limit) on both databases,
+    from one cached compiled statement; the returned ids confirm every row was written.
+    """
+    if not rows:
+        return
+    written = (await session.execute(insert(table).returning(table.c.id), rows)).all()
+    assert len(written) == len(rows)
+
+
+async def insert_transactions(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    prepared: Sequence[PreparedTransaction],
+    *,
+    extra_columns: Mapping[str, Any] | None = None,
+) -> list[uuid.UUID]:
+    """Write prepared transactions and their postings; return the new ids, in order.
+
+    Two kinds of multi-row INSERT (transactions, then postings), batched by the database
+    driver's limits, in the caller's transaction: nothing goes through the ORM unit of work,
+    and no audit entry is written (an import records its own). `extra_columns` are set on
+    every transaction row (a column the caller's model adds, such as an import batch id).
+    Only `PreparedTransaction`s from `prepare_transaction` on the same ledger are valid input.
+    """
+    transactions, postings = _rows(ledger_id, user_id, prepared, extra_columns or {})
+    await _insert(session, TRANSACTIONS, transactions)
+    await _insert(session, POSTINGS, postings)
+    return [row["id"] for row in transactions]
+
+
+async def create_transaction(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    data: TransactionIn,
+    lookups: Lookups | None = None,
+) -> TransactionOut:
+    """Prepare, insert and audit one transaction: the API's POST."""
+    lookups = lookups or Lookups(ledger_id, user_id)
+    prepared = await prepare_transaction(session, ledger_id, data, lookups)
+    transactions, postings = _rows(ledger_id, user_id, [prepared], {})
+    await _insert(session, TRANSACTIONS, transactions)
+    await _insert(session, POSTINGS, postings)
+    created = _out(
+        Transaction(**transactions[0]),
+        [Posting(**row) for row in postings],
+        lookups.commodities_by_id,
+    )
+    await audit.record(
+        session,
+        ledger_id=ledger_id,
+        user_id=user_id,
+        action="create",
+        object_type=OBJECT_TYPE,
+        object_id=created.id,
+        after=created.model_dump(mode="json"),
+    )
+    return created
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _rate_out(
+    rate: Decimal | None, commodity_id: uuid.UUID | None, commodities: Mapping[uuid.UUID, Commodity]
+) -> RateOut | None:
+    if rate is None or commodity_id is None:
+        return None
+    return RateOut(amount=f"{rate:f}", commodity=commodities[commodity_id].code)
+
+
+def _out(
+    transaction: Transaction,
+    postings: Sequence[Posting],
+    commodities: Mapping[uuid.UUID, Commodity],
+) -> TransactionOut:
+    """The API representation; the residual is recomputed exactly from the stored postings."""
+    outs: list[PostingOut] = []
+    weights: list[tuple[str, Decimal]] = []
+    precisions: dict[str, int] = {}
+    for posting in postings:
+        units = commodities[posting.commodity_id]
+        weight = commodities[posting.weight_commodity_id]
+        rate = posting.cost if posting.cost is not None else posting.price
+        weights.append((weight.code, weigh(from_minor(posting.amount, units.precision), rate)))
+        precisions[weight.code] = weight.precision
+        outs.append(
+            PostingOut(
+                id=posting.id,
+                account_id=posting.account_id,
+                amount=format_minor(posting.amount, units.precision),
+                commodity=units.code,
+                cost=_rate_out(posting.cost, posting.cost_commodity_id, commodities),
+                price=_rate_out(posting.price, posting.price_commodity_id, commodities),
+                weight=Amount(
+                    amount=format_minor(posting.weight, weight.precision), commodity=weight.code
+                ),
+                memo=posting.memo,
+            )
+        )
+    residual = {
+        code: show(total, precisions[code])
+        for code, total in sorted(sum_by_commodity(weights).items())
+        if total != 0
+    }
+    return TransactionOut(
+        id=transaction.id,
+        date=transaction.date,
+        payee=transaction.payee,
+        narration=transaction.narration,
+        tags=list(transaction.tags),
+        links=list(transaction.links),
+        meta=dict(transaction.meta),
+        status=transaction.status,
+        external_id=transaction.external_id,
+        version=transaction.version,
+        created_by=transaction.created_by,
+        created_at=transaction.created_at,
+        updated_at=transaction.updated_at,
+        postings=outs,
+        residual=residual,
+    )
+
+
+def _commodity_ids(posting: Posting) -> list[uuid.UUID]:
+    return [
+        commodity_id
+        for commodity_id in (
+            posting.commodity_id,
+            posting.weight_commodity_id,
+            posting.cost_commodity_id,
+            posting.price_commodity_id,
+        )
+        if commodity_id is not None
+    ]
+
+
+async def _outs(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    transactions: Sequence[Transaction],
+) -> list[tuple[TransactionOut, list[Posting]]]:
+    """Representations of a page of transactions (and their postings): postings in one
+    query, their commodities in another."""
+    if not transactions:
+        return []
+    lookups = Lookups(ledger_id)
+    postings = (
+        await session.scalars(
+            select(Posting)
+            .where(
+                Posting.ledger_id == ledger_id,
+                Posting.transaction_id.in_([t.id for t in transactions]),
+            )
+            .order_by(Posting.transaction_id, Posting.position)
+        )
+    ).all()
+    by_transaction: dict[uuid.UUID, list[Posting]] = {t.id: [] for t in transactions}
+    commodity_ids: set[uuid.UUID] = set()
+    for posting in postings:
+        by_transaction[posting.transaction_id].append(posting)
+        commodity_ids.update(_commodity_ids(posting))
+    await lookups.load_commodity_ids(session, commodity_ids)
+    return [
+        (_out(t, by_transaction[t.id], lookups.commodities_by_id), by_transaction[t.id])
+        for t in transactions
+    ]
+
+
+async def get_transaction(
+    session: AsyncSession, ledger_id: uuid.UUID, transaction_id: uuid.UUID
+) -> TransactionOut:
+    """The transaction with its postings, or 404 (also for another ledger's)."""
+    transaction = await session.scalar(
+        select(Transaction).where(
+            Transaction.ledger_id == ledger_id, Transaction.id == transaction_id
+        )
+    )
+    if transaction is None:
+        raise NotFound("No such transaction")
+    return (await _outs(session, ledger_id, [transaction]))[0][0]
+
+
+# --- listing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransactionFilters:
+    """What `GET transactions` can filter on; every filter given must hold.
+
+    The posting filters (`account_id`, `commodity`, `min_amount`, `max_amount`) must all hold
+    for one same posting: "a posting on Checking of 100 USD or more". The amount range is on
+    the absolute value of the posting's units, inclusive, in `commodity` (required with it).
+    """
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    account_id: uuid.UUID | None = None
+    include_descendants: bool = True
+    payee: str | None = None
+    tag: str | None = None
+    status: TransactionStatus | None = None
+    q: str | None = None
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    commodity: str | None = None
+
+
+def subtree(account: Account, include_descendants: bool = True) -> ColumnElement[bool]:
+    """A condition on `Account`: the account, and with descendants every account below it."""
+    if not include_descendants:
+        return Account.id == account.id
+    return or_(Account.id == account.id, descendants_of(account.name))
+
+
+def _has_tag(dialect: str, tag: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return sql_cast(Transaction.tags, JSONB).contains([tag])
+    value = func.json_each(Transaction.tags).table_valued("value")
+    return exists(select(literal(1)).select_from(value).where(value.c.value == tag))
+
+
+def _amount_bound(value: Decimal, precision: int, name: str) -> int:
+    if value < 0:
+        raise Unprocessable(f"{name} is compared with absolute amounts; give it without a sign")
+    try:
+        return to_minor(value, precision, field=name)
+    except AmountError as exc:
+        raise Unprocessable(str(exc)) from exc
+
+
+async def _conditions(
+    session: AsyncSession, ledger_id: uuid.UUID, filters: TransactionFilters
+) -> list[ColumnElement[bool]] | None:
+    """The WHERE clauses of the filters; None when nothing can match (an unused commodity)."""
+    f = filters
+    conditions: list[ColumnElement[bool]] = [Transaction.ledger_id == ledger_id]
+    if f.date_from is not None:
+        conditions.append(Transaction.date >= f.date_from)
+    if f.date_to is not None:
+        conditions.append(Transaction.date <= f.date_to)
+    if f.payee:
+        conditions.append(Transaction.payee.icontains(f.payee, autoescape=True))
+    if f.status is not None:
+        conditions.append(Transaction.status == f.status)
+    if f.tag:
+        conditions.append(_has_tag(session.get_bind().dialect.name, f.tag))
+    if f.q:
+        conditions.append(
+            or_(
+                Transaction.payee.icontains(f.q, autoescape=True),
+                Transaction.narration.icontains(f.q, autoescape=True),
+                exists().where(
+                    Posting.ledger_id == Transaction.ledger_id,
+                    Posting.transaction_id == Transaction.id,
+                    Posting.memo.icontains(f.q, autoescape=True),
+                ),
+            )
+        )
+    on_posting: list[ColumnElement[bool]] = []
+    if f.account_id is not None:
+        account = await get_account(session, ledger_id, f.account_id)
+        on_posting.append(
+            Posting.account_id.in_(
+                select(Account.id).where(
+                    Account.ledger_id == ledger_id, subtree(account, f.include_descendants)
+                )
+            )
+        )
+    if (f.min_amount is not None or f.max_amount is not None) and f.commodity is None:
+        raise Unprocessable("min_amount and max_amount need commodity (the amounts' commodity)")
+    if f.commodity is not None:
+        commodity = await find_commodity(session, ledger_id, f.commodity)
+        if commodity is None:
+            return None
+        on_posting.append(Posting.commodity_id == commodity.id)
+        if f.min_amount is not None:
+            low = _amount_bound(f.min_amount, commodity.precision, "min_amount")
+            on_posting.append(func.abs(Posting.amount) >= low)
+        if f.max_amount is not None:
+            high = _amount_bound(f.max_amount, commodity.precision, "max_amount")
+            on_posting.append(func.abs(Posting.amount) <= high)
+    if on_posting:
+        conditions.append(
+            exists().where(
+                Posting.ledger_id == Transaction.ledger_id,
+                Posting.transaction_id == Transaction.id,
+                *on_posting,
+            )
+        )
+    return conditions
+
+
+def _transaction_key(cursor: list[Any]) -> tuple[dt.date, uuid.UUID]:
+    try:
+        day, identifier = cursor
+        return dt.date.fromisoformat(day), uuid.UUID(identifier)
+    except (TypeError, ValueError) as exc:
+        raise Unprocessable("cursor is not valid; pass back next_cursor unchanged") from exc
+
+
+async def list_transactions(
+    session: AsyncSession, ledger_id: uuid.UUID, filters: TransactionFilters, page: PageParams
+) -> Page[TransactionOut]:
+    """Newest first (date, then id, descending), a keyset page at a time, with postings."""
+    conditions = await _conditions(session, ledger_id, filters)
+    if conditions is None:
+        return Page(items=[], next_cursor=None)
+    query = select(Transaction).where(*conditions)
+    if page.cursor is not None:
+        day, identifier = _transaction_key(page.cursor)
+        query = query.where(
+            tuple_(Transaction.date, Transaction.id)
+            < tuple_(literal(day, Date()), literal(identifier, Uuid()))
+        )
+    query = query.order_by(Transaction.date.desc(), Transaction.id.desc()).limit(page.limit + 1)
+    found = list((await session.scalars(query)).all())
+    last = found[page.limit - 1] if len(found) > page.limit else None
+    items = [out for out, _ in await _outs(session, ledger_id, found[: page.limit])]
+    return Page(
+        items=items,
+        next_cursor=page.next_cursor(
+            [last.date.isoformat(), str(last.id)] if last is not None else None
+        ),
+    )
+
+
+# --- updating and deleting -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Current:
+    row: Transaction
+    postings: list[Posting]
+    out: TransactionOut
+
+
+async def _locked(
+    session: AsyncSession, ledger_id: uuid.UUID, transaction_id: uuid.UUID
+) -> _Current:
+    """The transaction, locked until the end of the request (PostgreSQL; SQLite's write
+    transactions are serial already), with its representation before the change."""
+    transaction = await session.scalar(
+        select(Transaction)
+        .where(Transaction.ledger_id == ledger_id, Transaction.id == transaction_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if transaction is None:
+        raise NotFound("No such transaction")
+    ((out, postings),) = await _outs(session, ledger_id, [transaction])
+    return _Current(transaction, postings, out)
+
+
+def _check_version(current: int, if_match: Iterable[int] | None) -> None:
+    if if_match is not None and current not in set(if_match):
+        raise PreconditionFailed(
+            f"The transaction is at version {current}, not the one given in If-Match; "
+            "read it again and reapply the change",
+            current_version=current,
+        )
+
+
+def _stale(current: int) -> AppError:
+    return PreconditionFailed(
+        "The transaction was changed by another request meanwhile; read it again",
+        current_version=current,
+    )
+
+
+def _as_input(current: TransactionOut) -> TransactionIn:
+    """The stored transaction as a request body: what a PATCH starts from."""
+    return TransactionIn.model_validate(
+        {
+            **current.model_dump(
+                include={
+                    "date",
+                    "payee",
+                    "narration",
+                    "tags",
+                    "links",
+                    "meta",
+                    "status",
+                    "external_id",
+                }
+            ),
+            "postings": [
+                posting.model_dump(
+                    include={"account_id", "amount", "commodity", "cost", "price", "memo"}
+                )
+                for posting in current.postings
+            ],
+        }
+    )
+
+
+async def replace_transaction(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    transaction_id: uuid.UUID,
+    data: TransactionIn,
+    *,
+    if_match: Iterable[int] | None = None,
+) -> TransactionOut:
+    """PUT: every field and all postings replaced at once, under the same rules as a create.
+
+    `if_match` holds the versions the client last saw (None: no precondition); any other
+    current version is 412. The version is bumped by an UPDATE conditional on the version
+    read, so of two concurrent writers only one can win.
+    """
+    current = await _locked(session, ledger_id, transaction_id)
+    _check_version(current.row.version, if_match)
+    return await _rewrite(session, ledger_id, user_id, current, data)
+
+
+async def patch_transaction(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    transaction_id: uuid.UUID,
+    patch: TransactionPatch,
+    *,
+    if_match: Iterable[int] | None = None,
+) -> TransactionOut:
+    """PATCH: the given fields replace the stored ones (`postings` all together), and the
+    result is checked like a create (balance, accounts open on a new date...)."""
+    current = await _locked(session, ledger_id, transaction_id)
+    _check_version(current.row.version, if_match)
+    changes = {name: getattr(patch, name) for name in patch.model_fields_set}
+    data = _as_input(current.out).model_copy(update=changes)
+    return await _rewrite(session, ledger_id, user_id, current, data)
+
+
+def _same_postings(stored: Sequence[Posting], prepared: Sequence[PreparedPosting]) -> bool:
+    def key(p: Posting | PreparedPosting) -> tuple[Any, ...]:
+        return (
+            p.account_id,
+            p.commodity_id,
+            p.amount,
+            p.cost,
+            p.cost_commodity_id,
+            p.price,
+            p.price_commodity_id,
+            p.weight,
+            p.weight_commodity_id,
+            p.memo,
+        )
+
+    return [key(p) for p in stored] == [key(p) for p in prepared]
+
+
+async def _rewrite(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    current: _Current,
+    data: TransactionIn,
+) -> TransactionOut:
+    """Write the new state over `current` (locked, version checked) and audit the change.
+
+    Postings are replaced all at once; when they are unchanged (a new payee or status) they
+    are kept, ids and all, and only their date follows the transaction's.
+    """
+    lookups = Lookups(ledger_id, user_id)
+    prepared = await prepare_transaction(session, ledger_id, data, lookups)
+    row = current.row
+    now = utcnow()
+    header = _header_values(prepared)
+    result = await session.execute(
+        update(TRANSACTIONS)
+        .where(
+            TRANSACTIONS.c.ledger_id == ledger_id,
+            TRANSACTIONS.c.id == row.id,
+            TRANSACTIONS.c.version == row.version,
+        )
+        .values(**header, version=row.version + 1, updated_at=now)
+    )
+    if cast(CursorResult[Any], result).rowcount != 1:
+        raise _stale(row.version)
+    of_transaction = and_(POSTINGS.c.ledger_id == ledger_id, POSTINGS.c.transaction_id == row.id)
+    postings: list[Posting] = current.postings
+    if not _same_postings(current.postings, prepared.postings):
+        await session.execute(delete(POSTINGS).where(of_transaction))
+        rows = _posting_rows(ledger_id, row.id, prepared)
+        await _insert(session, POSTINGS, rows)
+        postings = [Posting(**values) for values in rows]
+    elif prepared.date != row.date:
+        await session.execute(update(POSTINGS).where(of_transaction).values(date=prepared.date))
+    await lookups.load_commodity_ids(
+        session, [commodity for p in postings for commodity in _commodity_ids(p)]
+    )
+    updated = Transaction(
+        ledger_id=ledger_id,
+        id=row.id,
+        **header,
+        version=row.version + 1,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=now,
+    )
+    after = _out(updated, postings, lookups.commodities_by_id)
+    await audit.record(
+        session,
+        ledger_id=ledger_id,
+        user_id=user_id,
+        action="update",
+        object_type=OBJECT_TYPE,
+        object_id=row.id,
+        before=current.out.model_dump(mode="json"),
+        after=after.model_dump(mode="json"),
+    )
+    return after
+
+
+async def delete_transaction(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    transaction_id: uuid.UUID,
+    *,
+    if_match: Iterable[int] | None = None,
+) -> None:
+    """Delete a transaction and its postings (same If-Match rule as an update); audited."""
+    current = await _locked(session, ledger_id, transaction_id)
+    row = current.row
+    _check_version(row.version, if_match)
+    await session.execute(
+        delete(POSTINGS).where(
+            POSTINGS.c.ledger_id == ledger_id, POSTINGS.c.transaction_id == row.id
+        )
+    )
+    result = await session.execute(
+        delete(TRANSACTIONS).where(
+            TRANSACTIONS.c.ledger_id == ledger_id,
+            TRANSACTIONS.c.id == row.id,
+            TRANSACTIONS.c.version == row.version,
+        )
+    )
+    if cast(CursorResult[Any], result).rowcount != 1:
+        raise _stale(row.version)
+    await audit.record(
+        session,
+        ledger_id=ledger_id,
+        user_id=user_id,
+        action="delete",
+        object_type=OBJECT_TYPE,
+        object_id=row.id,
+        before=current.out.model_dump(mode="json"),
+    )

@@ -1,0 +1,122 @@
+"""The service the importers call: a batch is validated with a cache and written in bulk."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, func, select
+
+from finance.db import Database
+from finance.errors import Unprocessable
+from finance.models import AuditEntry, Posting, Transaction, TransactionStatus
+from finance.transactions.schemas import TransactionIn
+from finance.transactions.service import Lookups, insert_transactions, prepare_transaction
+from tests.books import Books, open_books
+from tests.conftest import AuthedUser
+
+ACCOUNTS = ["Assets:Bank:Checking", "Expenses:Food", "Expenses:Rent", "Income:Salary"]
+
+
+@contextmanager
+def _statements(database: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+
+
+def _lines(books: Books, count: int) -> list[TransactionIn]:
+    return [
+        TransactionIn.model_validate(
+            books.body(
+                f"2024-{n % 12 + 1:02d}-{n % 28 + 1:02d}",
+                (ACCOUNTS[n % 3 + 1], f"{n + 1}.{n % 100:02d}", "USD" if n % 2 else "EUR"),
+                (ACCOUNTS[0], None, None),
+                payee=f"line {n}",
+            )
+        )
+        for n in range(count)
+    ]
+
+
+async def test_a_batch_costs_a_few_queries_and_two_multi_row_inserts(
+    client: httpx.AsyncClient, user: AuthedUser, database: Database
+) -> None:
+    books = await open_books(client, user, *ACCOUNTS)
+    await books.create("2024-01-01", (ACCOUNTS[1], "1.00", "USD"), (ACCOUNTS[0], None, None))
+    lines = _lines(books, 600)
+    ledger_id, user_id = uuid.UUID(books.ledger_id), uuid.UUID(user.id)
+    async with database.sessions() as session, session.begin():
+        lookups = Lookups(ledger_id, user_id)
+        with _statements(database) as loading:
+            await lookups.load_accounts(session, [uuid.UUID(i) for i in books.accounts.values()])
+            await lookups.load_commodities(session, ["USD", "EUR"])
+        with _statements(database) as preparing:
+            prepared = [
+                await prepare_transaction(session, ledger_id, line, lookups) for line in lines
+            ]
+        with _statements(database) as writing:
+            ids = await insert_transactions(
+                session,
+                ledger_id,
+                user_id,
+                prepared,
+                extra_columns={"status": TransactionStatus.PENDING},
+            )
+    # Accounts in one query, known commodities in one, EUR created on first use; then the
+    # 600 lines are checked without a single query.
+    # (SQLite also shows its BEGIN IMMEDIATE.)
+    assert len([s for s in loading if not s.startswith("BEGIN")]) == 5
+    assert preparing == []
+    # 600 transactions and 1200 postings: one multi-row INSERT per table and 1000 rows.
+    assert [statement.split()[0] for statement in writing] == ["INSERT"] * 3, writing
+    assert len(ids) == len(set(ids)) == 600
+
+    async with database.sessions() as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Transaction).where(Transaction.id.in_(ids))
+        )
+        postings = await session.scalar(select(func.count()).select_from(Posting))
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(Transaction)
+            .where(Transaction.status == TransactionStatus.PENDING)
+        )
+        audited = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.object_type == "transaction")
+        )
+    assert (stored, postings, pending, audited) == (600, 1202, 600, 1)
+    first = await books.get(f"/transactions/{ids[0]}")
+    assert [(p["amount"], p["commodity"]) for p in first["postings"]] == [
+        ("1.00", "EUR"),
+        ("-1.00", "EUR"),
+    ]
+    assert first["payee"] == "line 0"
+
+
+async def test_preparing_refuses_with_the_same_errors_as_the_api(
+    client: httpx.AsyncClient, user: AuthedUser, database: Database
+) -> None:
+    books = await open_books(client, user, *ACCOUNTS)
+    line = TransactionIn.model_validate(
+        books.body("2024-01-01", (ACCOUNTS[1], "1.001", "USD"), (ACCOUNTS[0], None, None))
+    )
+    async with database.sessions() as session:
+        with pytest.raises(Unprocessable) as refused:
+            await prepare_transaction(session, uuid.UUID(books.ledger_id), line)
+    assert refused.value.detail == (
+        "postings[0].amount: amount 1.001 has more than 2 decimal places (USD)"
+    )
