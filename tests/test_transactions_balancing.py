@@ -60,6 +60,22 @@ async def test_a_fund_bought_at_three_decimals_may_leave_half_a_cent(
     assert by_price["residual"] == {"USD": "0.003125"}
 
 
+async def test_rounding_is_booked_so_that_stored_weights_sum_to_zero(
+    client: httpx.AsyncClient, user: AuthedUser
+) -> None:
+    books = await _books(client, user)
+    # 1.000 x 12.3455 = 12.3455 USD rounds to 12.35, a cent from the 12.34 paid, though the
+    # exact residual (0.0055) is within the tolerance (0.0005 x 12.3455): the cent is booked
+    # on the fund's weight, so the stored weights balance exactly.
+    created = await books.create(
+        "2024-01-02",
+        (FUND, "1.000", "FUND", {"cost": {"amount": "12.3455", "commodity": "USD"}}),
+        (CASH, "-12.34", "USD"),
+    )
+    assert created["residual"] == {"USD": "0.0055"}
+    assert _weights(created) == [("12.34", "USD"), ("-12.34", "USD")]
+
+
 async def test_two_cents_off_is_refused_naming_the_postings_and_the_imbalance(
     client: httpx.AsyncClient, user: AuthedUser, database: Database
 ) -> None:

@@ -20,7 +20,9 @@ The rule, per commodity of weight:
   off and refused.
 * The transaction is stored as given: units, costs and prices exactly; each posting's weight
   rounded half-even to its commodity's precision. What is left over per commodity, exactly, is
-  reported as the transaction's `residual`.
+  reported as the transaction's `residual`. Where rounding leaves the stored weights of a
+  commodity a minor unit or so from zero, the difference is booked on the largest rounded
+  weight, so stored weights always sum to exactly zero (and so does a trial balance).
 * At most one posting may leave out its amount (and then may not have a cost or price). It is
   filled with whatever balances the others, rounded half-even to its commodity's precision. If
   it names no commodity, the others must leave exactly one commodity unbalanced (or be all in

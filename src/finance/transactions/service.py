@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, cast
 
@@ -242,6 +242,7 @@ async def prepare_transaction(
     balanced = balance(legs)
 
     prepared: list[PreparedPosting] = []
+    rounded: list[bool] = []
     for index, posting in enumerate(postings):
         account = lookups.accounts[posting.account_id]
         assert account is not None  # checked by _leg
@@ -258,6 +259,7 @@ async def prepare_transaction(
         if rate_in is not None:
             weight_commodity = _commodity(lookups, index, "cost", rate_in.commodity)
         weight = round_half_even(balanced.weights[index], weight_commodity.precision)
+        rounded.append(weight != balanced.weights[index])
         try:
             amount = to_minor(units, commodity.precision, field="amount")
             weight_minor = to_minor(weight, weight_commodity.precision, field="weight")
@@ -286,9 +288,40 @@ async def prepare_transaction(
         meta=dict(data.meta),
         status=data.status,
         external_id=data.external_id,
-        postings=prepared,
+        postings=_book_weights(prepared, balanced.weights, rounded),
         residual=balanced.residual,
     )
+
+
+def _book_weights(
+    postings: list[PreparedPosting], exact: Sequence[Decimal], rounded: Sequence[bool]
+) -> list[PreparedPosting]:
+    """Make the stored weights of each commodity sum to exactly zero.
+
+    Rounding inexact weights (units x a cost or price) one by one can leave the rounded sum a
+    minor unit or so from zero even though the exact residual is within the tolerance. The
+    difference is booked on the posting with the largest inexact weight, so that the stored
+    weights always balance and a trial balance of weights is exactly zero, while the exact
+    residual stays reported. Exact weights are never touched.
+    """
+    totals: dict[uuid.UUID, int] = {}
+    for posting in postings:
+        totals[posting.weight_commodity_id] = (
+            totals.get(posting.weight_commodity_id, 0) + posting.weight
+        )
+    booked = list(postings)
+    for commodity_id, total in totals.items():
+        if total == 0:
+            continue
+        inexact = [
+            index
+            for index, posting in enumerate(postings)
+            if posting.weight_commodity_id == commodity_id and rounded[index]
+        ]
+        assert inexact, "exact weights that pass the balance rule sum to zero"
+        index = max(inexact, key=lambda i: abs(exact[i]))
+        booked[index] = replace(booked[index], weight=booked[index].weight - total)
+    return booked
 
 
 def _commodity(lookups: Lookups, index: int, name: str, code: str) -> Commodity:
