@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
@@ -14,34 +12,19 @@ from rich.table import Table
 
 from finance import migrations
 from finance.config import Settings
-from finance.db import Database, create_database
-from finance.errors import AppError
+from finance.db import Database
+from finance.imports.cli import register as register_imports
+from finance.terminal import run_with_database
 
 app = typer.Typer(help="Finance: exact double-entry books for a household.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
+register_imports(app)
 
 console = Console()
 T = TypeVar("T")
-
-
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` with a database built from the environment's settings, then dispose of it."""
-
-    async def main() -> T:
-        database = create_database(Settings())
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(main())
-    except AppError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -84,7 +67,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
         await migrations.upgrade(database.engine, revision)
         return await migrations.current_revision(database.engine)
 
-    console.print(f"Database at {_run(upgrade) or 'base (empty)'}.")
+    console.print(f"Database at {run_with_database(upgrade) or 'base (empty)'}.")
 
 
 # Unknown options are taken as arguments, so that a relative revision like -1 reads naturally.
@@ -96,13 +79,13 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="e.g. -1 or base")
         await migrations.downgrade(database.engine, revision)
         return await migrations.current_revision(database.engine)
 
-    console.print(f"Database at {_run(downgrade) or 'base (empty)'}.")
+    console.print(f"Database at {run_with_database(downgrade) or 'base (empty)'}.")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's migration revision and the latest one."""
-    current = _run(lambda database: migrations.current_revision(database.engine))
+    current = run_with_database(lambda database: migrations.current_revision(database.engine))
     head = migrations.head_revision()
     state = "up to date" if current == head else "behind: run `finance db upgrade`"
     console.print(f"current: {current or 'empty database'}  head: {head}  ({state})")
@@ -121,7 +104,7 @@ def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> Non
                 )
             )
 
-    _run(generate)
+    run_with_database(generate)
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -153,7 +136,7 @@ def user_create(
             )
             return user.email
 
-    created = _run(create)
+    created = run_with_database(create)
     console.print(f"Created {'administrator' if admin else 'user'} {created}.")
 
 
@@ -168,7 +151,7 @@ def user_list() -> None:
         async with database.read_sessions() as session:
             return list(await session.scalars(select(User).order_by(User.created_at)))
 
-    users = _run(fetch)
+    users = run_with_database(fetch)
     table = Table("email", "name", "admin", "active", "created")
     for user in users:
         table.add_row(

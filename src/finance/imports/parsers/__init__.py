@@ -1,0 +1,1 @@
+"""Statement parsers: pure functions from a file's bytes to normalized lines."""
