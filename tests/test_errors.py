@@ -193,3 +193,27 @@ def test_problem_types_are_distinct() -> None:
     ]
     for first, second in itertools.combinations(kinds, 2):
         assert (first.status, first.type) != (second.status, second.type)
+
+
+async def test_the_document_says_every_error_is_a_problem(client: httpx.AsyncClient) -> None:
+    """Not FastAPI's defaults: an error model filed under application/json, and a 422 of
+    its own `HTTPValidationError` shape; and a body that cannot be decoded is a 400."""
+    document = (await client.get("/openapi.json")).json()
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    errors = 0
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for code, answer in operation["responses"].items():
+                if code.startswith(("4", "5")):
+                    assert answer["content"] == problem
+                    errors += 1
+            if "requestBody" in operation:
+                assert "400" in operation["responses"]
+    assert errors > 100
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    undecodable = await client.post(
+        "/api/v1/auth/register",
+        content=b'{"email": "\xff"}',
+        headers={"content-type": "application/json"},
+    )
+    assert_problem(undecodable, 400)

@@ -14,10 +14,11 @@ from sqlalchemy import event, func, select
 from finance.db import Database
 from finance.errors import Unprocessable
 from finance.models import AuditEntry, Posting, Transaction, TransactionStatus
+from finance.transactions import service
 from finance.transactions.schemas import TransactionIn
 from finance.transactions.service import Lookups, insert_transactions, prepare_transaction
 from tests.books import Books, open_books
-from tests.conftest import AuthedUser
+from tests.conftest import AuthedUser, UserFactory
 
 ACCOUNTS = ["Assets:Bank:Checking", "Expenses:Food", "Expenses:Rent", "Income:Salary"]
 
@@ -50,7 +51,7 @@ def _lines(books: Books, count: int) -> list[TransactionIn]:
     ]
 
 
-async def test_a_batch_costs_a_few_queries_and_two_multi_row_inserts(
+async def test_a_batch_costs_a_few_queries_and_one_bulk_write_per_table(
     client: httpx.AsyncClient, user: AuthedUser, database: Database
 ) -> None:
     books = await open_books(client, user, *ACCOUNTS)
@@ -79,8 +80,11 @@ async def test_a_batch_costs_a_few_queries_and_two_multi_row_inserts(
     # (SQLite also shows its BEGIN IMMEDIATE.)
     assert len([s for s in loading if not s.startswith("BEGIN")]) == 5
     assert preparing == []
-    # 600 transactions and 1200 postings: one multi-row INSERT per table and 1000 rows.
-    assert [statement.split()[0] for statement in writing] == ["INSERT"] * 3, writing
+    # 600 transactions and 1200 postings, one bulk write per table: an executemany INSERT on
+    # SQLite, a COPY on PostgreSQL (sent by the driver, so no statement of SQLAlchemy's).
+    bulk = ["INSERT INTO transactions", "INSERT INTO postings"]
+    expected = [] if database.engine.dialect.name == "postgresql" else bulk
+    assert [" ".join(statement.split()[:3]) for statement in writing] == expected, writing
     assert len(ids) == len(set(ids)) == 600
 
     async with database.sessions() as session:
@@ -120,3 +124,75 @@ async def test_preparing_refuses_with_the_same_errors_as_the_api(
     assert refused.value.detail == (
         "postings[0].amount: amount 1.001 has more than 2 decimal places (USD)"
     )
+
+
+async def test_deleting_many_is_set_based_and_audited_like_deleting_one(
+    client: httpx.AsyncClient,
+    user: AuthedUser,
+    make_user: UserFactory,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "DELETE_CHUNK", 4)  # several chunks from a few transactions
+    books = await open_books(client, user, *ACCOUNTS)
+    created = [
+        await books.create(
+            f"2024-01-{day:02d}",
+            (ACCOUNTS[1], f"{day}.00", "USD", {"memo": f"m{day}"}),
+            (ACCOUNTS[0], None, None),
+            payee=f"p{day}",
+            tags=["t"],
+        )
+        for day in range(1, 11)
+    ]
+    other = await open_books(client, await make_user(), *ACCOUNTS)
+    foreign = await other.create(
+        "2024-01-01", (ACCOUNTS[1], "1.00", "USD"), (ACCOUNTS[0], None, None)
+    )
+    single = await books.create(
+        "2024-02-01", (ACCOUNTS[1], "9.00", "USD"), (ACCOUNTS[0], None, None)
+    )
+    assert (
+        await client.delete(f"{books.url}/transactions/{single['id']}", headers=user.headers)
+    ).status_code == 204
+    # Out of order, with a repeat, an id that is gone, one of another ledger, one never seen.
+    chosen = [created[7], created[2], created[5], created[0], created[9], created[3], created[2]]
+    ids = [uuid.UUID(t["id"]) for t in chosen]
+    ids += [uuid.UUID(single["id"]), uuid.UUID(foreign["id"]), uuid.uuid4()]
+    ledger_id, user_id = uuid.UUID(books.ledger_id), uuid.UUID(user.id)
+    async with database.sessions() as session, session.begin():
+        with _statements(database) as deleting:
+            deleted = await service.delete_transactions(session, ledger_id, user_id, ids)
+    assert deleted == 6
+    # Per chunk of ids: the transactions, their postings (and the commodities, once), two
+    # DELETEs, one bulk insert of the audit entries (a COPY on PostgreSQL, unseen here).
+    audit_insert = ["INSERT"] if database.engine.dialect.name == "sqlite" else []
+    first = ["SELECT", "SELECT", "SELECT", "DELETE", "DELETE", *audit_insert]
+    second = ["SELECT", "SELECT", "DELETE", "DELETE", *audit_insert]
+    verbs = [statement.split()[0] for statement in deleting if not statement.startswith("BEGIN")]
+    assert verbs == [*first, *second, "SELECT"], verbs  # the last chunk finds nothing
+    remaining = {t["id"] for t in (await books.get("/transactions"))["items"]}
+    assert remaining == {t["id"] for t in created} - {t["id"] for t in chosen}
+    assert (await other.get(f"/transactions/{foreign['id']}"))["id"] == foreign["id"]
+    async with database.sessions() as session:
+        postings = await session.scalar(
+            select(func.count()).select_from(Posting).where(Posting.ledger_id == ledger_id)
+        )
+        entries = list(
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.ledger_id == ledger_id, AuditEntry.action == "delete")
+                .order_by(AuditEntry.at)
+            )
+        )
+    assert postings == 2 * 4
+    # One entry per transaction, as `delete_transaction` writes it: the one deleted by hand
+    # first, then the others in the order given, each with its representation before.
+    expected = [uuid.UUID(single["id"]), *dict.fromkeys(ids[:6])]
+    assert [entry.object_id for entry in entries] == expected
+    by_id = {t["id"]: t for t in [*created, single]}
+    for entry in entries:
+        assert entry.object_type == "transaction"
+        assert entry.user_id == user_id
+        assert entry.after is None
+        assert entry.before == by_id[str(entry.object_id)]

@@ -6,16 +6,22 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from finance import __version__, migrations
 from finance.auth.ratelimit import create_login_limiter
 from finance.config import Settings
 from finance.db import create_database
-from finance.errors import ServiceUnavailable, install_error_handlers, responses
+from finance.errors import (
+    ServiceUnavailable,
+    document_problems,
+    install_error_handlers,
+    responses,
+)
 from finance.middleware import BodyLimitMiddleware, RequestLogMiddleware, RetryMiddleware
 from finance.routers import API_ROUTERS
+from finance.schemas import refuse_nul
 
 logger = logging.getLogger("finance")
 
@@ -49,9 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Exact double-entry books for a household, as a REST API.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.settings = settings
     install_error_handlers(app)
+    document_problems(app)
     # Added inner to outer: retries run inside the body limit, and every request is logged.
     app.add_middleware(RetryMiddleware)
     app.add_middleware(

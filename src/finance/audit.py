@@ -5,15 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from finance.errors import Unprocessable
+from finance.bulkwrite import insert_records, new_ids
 from finance.models import AuditEntry
 from finance.models.base import utcnow
-from finance.schemas import PageParams
+from finance.schemas import PageParams, cursor_key, cursor_utc, cursor_uuid
 
 Action = Literal["create", "update", "delete"]
 _LAST_AT = "finance.audit.last_at"
@@ -56,6 +56,40 @@ async def record(
     )
 
 
+async def record_many(
+    session: AsyncSession,
+    *,
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    action: Action,
+    object_type: str,
+    changes: Sequence[tuple[uuid.UUID, dict[str, Any] | None, dict[str, Any] | None]],
+) -> None:
+    """`record` for many objects at once, `(object_id, before, after)` each, written now in
+    one bulk insert (a batch undo deletes thousands of transactions); the same entries, with
+    the same strictly increasing times, as one `record` call per object would add."""
+    if not changes:
+        return
+    start = utcnow()
+    previous: datetime | None = session.info.get(_LAST_AT)
+    if previous is not None and start <= previous:
+        start = previous + timedelta(microseconds=1)
+    records = [
+        (entry_id, start + timedelta(microseconds=index), object_id, before, after)
+        for index, (entry_id, (object_id, before, after)) in enumerate(
+            zip(new_ids(len(changes)), changes, strict=True)
+        )
+    ]
+    session.info[_LAST_AT] = records[-1][1]
+    await insert_records(
+        session,
+        cast(Table, AuditEntry.__table__),
+        ("id", "at", "object_id", "before", "after"),
+        records,
+        {"ledger_id": ledger_id, "user_id": user_id, "action": action, "object_type": object_type},
+    )
+
+
 async def list_entries(
     session: AsyncSession,
     ledger_id: uuid.UUID,
@@ -74,7 +108,7 @@ async def list_entries(
     if user_id is not None:
         statement = statement.where(AuditEntry.user_id == user_id)
     if page.cursor is not None:
-        at, entry_id = _decode(page.cursor)
+        at, entry_id = cursor_key(page.cursor, cursor_utc, cursor_uuid)
         statement = statement.where(
             or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < entry_id))
         )
@@ -85,15 +119,3 @@ async def list_entries(
     entries = entries[: page.limit]
     last = entries[-1]
     return entries, page.next_cursor([last.at.isoformat(), str(last.id)])
-
-
-def _decode(cursor: list[Any]) -> tuple[datetime, uuid.UUID]:
-    invalid = Unprocessable("cursor is not valid; pass back next_cursor unchanged")
-    try:
-        at_text, id_text = cursor
-        at, entry_id = datetime.fromisoformat(at_text), uuid.UUID(id_text)
-    except (TypeError, ValueError) as exc:
-        raise invalid from exc
-    if at.tzinfo is None:
-        raise invalid
-    return at, entry_id

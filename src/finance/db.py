@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from finance.config import Settings
+from finance.errors import Unprocessable
 
 # Execution option that marks a connection as read-only, so that SQLite opens its transaction
 # with a deferred BEGIN (readers never wait for the write lock in WAL mode).
@@ -102,6 +103,19 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Connection) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        """SQLite's SUM stops at 64 bits where PostgreSQL's goes on: a clear 422, not a 500.
+
+        Each amount fits 64 bits, but the total of many may not (PostgreSQL sums them as
+        NUMERIC); SQLite's other way out, TOTAL(), would add them as floats.
+        """
+        if "integer overflow" in str(context.original_exception):
+            raise Unprocessable(
+                "A total here is beyond what SQLite can add (9,223,372,036,854,775,807 minor "
+                "units); on PostgreSQL these books add up"
+            ) from context.original_exception
 
 
 def get_database(request: Request) -> Database:

@@ -218,6 +218,37 @@ def internal_error_response(instance: str) -> JSONResponse:
     )
 
 
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what every error really is: a `Problem` as problem+json.
+
+    FastAPI files an error's model under application/json and adds its own 422 model
+    (`HTTPValidationError`) to every route with parameters; neither is what is sent. A body
+    FastAPI cannot decode is answered 400 by any route that takes one.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("Problem", Problem.model_json_schema())
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                answers = operation.setdefault("responses", {})
+                if "requestBody" in operation:  # a body that is not text in its encoding
+                    answers.setdefault("400", {"description": HTTPStatus(400).phrase})
+                for status, answer in answers.items():
+                    if status[0] in "45":
+                        answer["content"] = dict(problem)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

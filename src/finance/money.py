@@ -8,7 +8,7 @@ never a silent rounding.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -21,6 +21,8 @@ MAX_PRECISION = 18
 MAX_RATE_DIGITS = 38
 
 _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# Wide enough for any amount and precision; passed to each operation rather than switched to.
+_WIDE = Context(prec=80)
 
 
 class AmountError(ValueError):
@@ -57,13 +59,15 @@ def decimals_of(value: Decimal) -> int:
 
 def to_minor(value: Decimal, precision: int, *, field: str = "amount") -> int:
     """`12.34` at precision 2 -> 1234. Refuses more decimals than the precision allows."""
-    if decimals_of(value) > precision:
+    exponent = value.as_tuple().exponent
+    # As written it has few enough decimals, or else it may still once trailing zeros go.
+    if not (isinstance(exponent, int) and exponent >= -precision) and (
+        decimals_of(value) > precision
+    ):
         raise AmountError(
             f"{field} {format_decimal(value)} has more than {precision} decimal places"
         )
-    with localcontext() as ctx:
-        ctx.prec = 80
-        minor = int(value.scaleb(precision))
+    minor = int(value.scaleb(precision, _WIDE))
     if abs(minor) > MAX_MINOR_UNITS:
         raise AmountError(f"{field} {format_decimal(value)} is too large")
     return minor
@@ -71,9 +75,7 @@ def to_minor(value: Decimal, precision: int, *, field: str = "amount") -> int:
 
 def from_minor(minor: int, precision: int) -> Decimal:
     """1234 at precision 2 -> Decimal('12.34'), always written with `precision` decimals."""
-    with localcontext() as ctx:
-        ctx.prec = 80
-        return Decimal(minor).scaleb(-precision)
+    return Decimal(minor).scaleb(-precision, _WIDE)
 
 
 def format_minor(minor: int, precision: int) -> str:
@@ -83,10 +85,7 @@ def format_minor(minor: int, precision: int) -> str:
 def format_decimal(value: Decimal, places: int | None = None) -> str:
     """Plain notation (never `1E+3`), with exactly `places` decimals when given."""
     if places is not None:
-        with localcontext() as ctx:
-            ctx.prec = 80
-            value = value.quantize(Decimal(1).scaleb(-places))
-        return f"{value:f}"
+        return f"{value.quantize(Decimal(1).scaleb(-places), context=_WIDE):f}"
     text = f"{value.normalize():f}" if value != 0 else "0"
     return text
 

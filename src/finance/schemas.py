@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.params import Form
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from finance.errors import Unprocessable
 
@@ -15,12 +21,65 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# What keyset keys are made of: text (dates, times, ids) and 32-bit integers (positions).
+_CURSOR_INT = range(-(2**31), 2**31)
+_CURSOR_TEXT = 100
+
+
+NUL_MESSAGE = "text must not contain NUL characters (U+0000)"
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether a string, or any key or item of a container, holds U+0000.
+
+    PostgreSQL text cannot store it (SQLite can): refused on the way in, so that both
+    databases answer the same 422 instead of one failing deep in the driver.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(contains_nul(item) for item in value)
+    return False
 
 
 class StrictModel(BaseModel):
-    """A request body: unknown or read-only fields (`id`, `ledger_id`...) are refused."""
+    """A request body: unknown or read-only fields (`id`, `ledger_id`...) are refused, and so is
+    a NUL character in any text, however deeply nested (see `contains_nul`)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if contains_nul(value):
+            raise ValueError(NUL_MESSAGE)
+        return value
+
+
+async def refuse_nul(request: Request) -> None:
+    """The rest of the request's text, as `StrictModel` does for bodies: path and query
+    parameters, and the fields of a form the route reads (file contents are left alone)."""
+    places: list[tuple[str, Any]] = [
+        ("path", request.path_params.items()),
+        ("query", request.query_params.multi_items()),
+    ]
+    route = request.scope.get("route")
+    if (
+        isinstance(route, APIRoute)
+        and route.body_field is not None
+        and isinstance(route.body_field.field_info, Form)
+    ):
+        # Parsed by FastAPI before any dependency runs; this reads its cached result.
+        form = await request.form()
+        places.append(("body", [(k, v) for k, v in form.multi_items() if isinstance(v, str)]))
+    for where, items in places:
+        for name, value in items:
+            if contains_nul(name) or contains_nul(value):
+                raise RequestValidationError(
+                    [{"type": "string_nul", "loc": (where, name), "msg": NUL_MESSAGE}]
+                )
 
 
 class Page(BaseModel, Generic[T]):
@@ -44,15 +103,65 @@ def encode_cursor(key: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _invalid_cursor() -> Unprocessable:
+    return Unprocessable("cursor is not valid; pass back next_cursor unchanged")
+
+
+def _cursor_value(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= _CURSOR_TEXT
+    return isinstance(value, int) and not isinstance(value, bool) and value in _CURSOR_INT
+
+
 def decode_cursor(cursor: str) -> list[Any]:
+    """The key of a cursor: a non-empty list of short strings and 32-bit integers, else 422."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable("cursor is not valid; pass back next_cursor unchanged") from exc
-    if not isinstance(key, list):
-        raise Unprocessable("cursor is not valid; pass back next_cursor unchanged")
+        raise _invalid_cursor() from exc
+    if not isinstance(key, list) or not key or not all(_cursor_value(value) for value in key):
+        raise _invalid_cursor()
     return key
+
+
+def cursor_key(cursor: list[Any], *parsers: Callable[[Any], Any]) -> list[Any]:
+    """The cursor's values, each through its parser (`cursor_date`...); 422 when they do not
+    fit, as with a cursor written by hand or kept from another listing."""
+    if len(cursor) != len(parsers):
+        raise _invalid_cursor()
+    try:
+        return [parse(value) for parse, value in zip(parsers, cursor, strict=True)]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _invalid_cursor() from exc
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+def cursor_date(value: Any) -> dt.date:
+    return dt.date.fromisoformat(_text(value))
+
+
+def cursor_uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(_text(value))
+
+
+def cursor_int(value: Any) -> int:
+    if not isinstance(value, int):
+        raise TypeError(value)
+    return value
+
+
+def cursor_utc(value: Any) -> dt.datetime:
+    """An aware time, in UTC (an offset that takes it out of the calendar is refused)."""
+    at = dt.datetime.fromisoformat(_text(value))
+    if at.tzinfo is None:
+        raise ValueError(value)
+    return at.astimezone(dt.UTC)
 
 
 def page_params(

@@ -44,7 +44,7 @@ from finance.models import (
     Transaction,
 )
 from finance.money import AmountError, format_minor, to_minor
-from finance.schemas import Page, PageParams
+from finance.schemas import Page, PageParams, cursor_date, cursor_int, cursor_key, cursor_uuid
 from finance.transactions.schemas import Amount
 from finance.transactions.service import Lookups, subtree
 
@@ -174,16 +174,6 @@ async def account_balance(
     )
 
 
-def _register_key(cursor: list[Any]) -> tuple[dt.date, uuid.UUID, int]:
-    try:
-        day, transaction_id, position = cursor
-        if not isinstance(position, int):
-            raise TypeError(position)
-        return dt.date.fromisoformat(day), uuid.UUID(transaction_id), position
-    except (TypeError, ValueError) as exc:
-        raise Unprocessable("cursor is not valid; pass back next_cursor unchanged") from exc
-
-
 async def register(
     session: AsyncSession,
     ledger_id: uuid.UUID,
@@ -233,7 +223,9 @@ async def register(
     if date_to is not None:
         query = query.where(p.date <= date_to)
     if page.cursor is not None:
-        day, transaction_id, position = _register_key(page.cursor)
+        day, transaction_id, position = cursor_key(
+            page.cursor, cursor_date, cursor_uuid, cursor_int
+        )
         query = query.where(
             tuple_(p.date, p.transaction_id, p.position)
             < tuple_(

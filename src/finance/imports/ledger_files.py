@@ -37,8 +37,7 @@ from finance.balances.schemas import AssertionIn
 from finance.balances.service import create_assertion
 from finance.commodities.service import create_commodity, iso_currency
 from finance.errors import AppError, Conflict, PayloadTooLarge
-from finance.imports.bulk import serialize
-from finance.imports.identity import Identities
+from finance.imports.identity import Identities, find_claims, serialize
 from finance.imports.outcomes import CHUNK, ImportRequest, Recorder, reason_of
 from finance.imports.statement import InvalidFile, check_line_lengths
 from finance.models import (
@@ -46,7 +45,6 @@ from finance.models import (
     BalanceAssertion,
     Commodity,
     ImportBatch,
-    ImportLine,
     Ledger,
     LineOutcome,
     TransactionStatus,
@@ -431,13 +429,8 @@ class _LedgerImport:
                 self.identity[id(entry)] = self.identities.next(_fingerprint(entry))
         identities = list(self.identity.values())
         for start in range(0, len(identities), CHUNK):
-            found = await self.session.scalars(
-                select(ImportLine.identity).where(
-                    ImportLine.ledger_id == self.ledger_id,
-                    ImportLine.identity.in_(identities[start : start + CHUNK]),
-                )
-            )
-            self.claimed.update(identity for identity in found if identity is not None)
+            part = identities[start : start + CHUNK]
+            self.claimed.update(await find_claims(self.session, self.ledger_id, part))
 
 
 _ROOT_OPTIONS = {

@@ -8,11 +8,12 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from finance import audit
-from finance.errors import AppError
-from finance.imports.bulk import insert_rows
+from finance.bulkwrite import insert_rows
+from finance.errors import AppError, Conflict
 from finance.imports.schemas import (
     CsvMapping,
     ImportBatchOut,
@@ -71,8 +72,6 @@ class Recorder:
     async def write(self, rows: list[dict[str, Any]]) -> None:
         """Record a chunk of lines (dicts of `import_lines` columns, without the keys)."""
         for row in rows:
-            row["ledger_id"] = self.batch.ledger_id
-            row["batch_id"] = self.batch.id
             outcome: LineOutcome = row["outcome"]
             self.counts[outcome] += 1
             target = self.new if outcome == LineOutcome.NEW else self.attention
@@ -80,8 +79,15 @@ class Recorder:
                 target.append(line_out(row))
             else:
                 self.truncated = True
-        if not self.dry_run:
-            await insert_rows(self.session, IMPORT_LINES, rows)
+        if self.dry_run:
+            return
+        keys = {"ledger_id": self.batch.ledger_id, "batch_id": self.batch.id}
+        try:
+            await insert_rows(self.session, IMPORT_LINES, rows, keys)
+        except IntegrityError as exc:
+            raise Conflict(
+                "Another import wrote the same lines at the same time; run it again"
+            ) from exc
 
     async def finish(self, user_id: uuid.UUID | None) -> ImportBatchOut:
         batch = self.batch

@@ -3,7 +3,8 @@
 Lines are read as a stream and handled `CHUNK` at a time: per chunk, one query finds the
 identities already claimed, one the hand-entered look-alikes, one the payees' last
 counter-accounts; the new lines are validated by the transactions service and written with
-its bulk insert, and the chunk's outcomes with one multi-row INSERT.
+its bulk insert, and the chunk's outcomes with one more (`finance.bulkwrite`: COPY on
+PostgreSQL, executemany on SQLite).
 
 Outcomes (`LineOutcome`):
 - new: the line became a balanced transaction: the statement account on one side, on the
@@ -26,6 +27,7 @@ Outcomes (`LineOutcome`):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,14 +38,14 @@ from typing import Any, BinaryIO
 import anyio
 from pydantic import ValidationError
 from rapidfuzz import fuzz, utils
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import String, and_, bindparam, column, exists, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from finance.accounts.service import ROOTS, check_name, create_account, get_account
 from finance.errors import NotFound, PayloadTooLarge, Unprocessable
-from finance.imports.bulk import serialize
 from finance.imports.detect import decode
-from finance.imports.identity import Identities, line_key
+from finance.imports.identity import Identities, find_claims, line_key, serialize
 from finance.imports.outcomes import CHUNK, ImportRequest, Recorder, reason_of
 from finance.imports.parsers.camt import parse_camt053
 from finance.imports.parsers.delimited import parse_csv
@@ -159,7 +161,7 @@ async def _parse(
     return await anyio.to_thread.run_sync(parse)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Line:
     """A line on its way through a chunk."""
 
@@ -256,13 +258,9 @@ class _StatementImport:
     async def _duplicates(self, items: list[_Line]) -> None:
         if not items:
             return
-        claims = {item.identity: item for item in items}
-        found = await self.session.execute(
-            select(ImportLine.identity, ImportLine.batch_id, ImportLine.position).where(
-                ImportLine.ledger_id == self.ledger.id, ImportLine.identity.in_(claims)
-            )
-        )
-        for identity, batch_id, position in found:
+        claims = {item.identity: item for item in items if item.identity is not None}
+        found = await find_claims(self.session, self.ledger.id, claims.keys())
+        for identity, (batch_id, position) in found.items():
             item = claims[identity]
             item.outcome = LineOutcome.DUPLICATE
             item.reason = f"already imported: {position} of import {batch_id}"
@@ -306,10 +304,12 @@ class _StatementImport:
                 Posting.ledger_id == self.ledger.id,
                 Posting.account_id == self.account.id,
                 Posting.date.between(min(dates) - window, max(dates) + window),
-                Posting.amount.in_({minor for _, minor in wanted}),
+                Posting.amount.in_(bindparam("amounts", expanding=True)),
                 ~imported,
             )
-            .order_by(Posting.date, Posting.transaction_id)
+            .order_by(Posting.date, Posting.transaction_id),
+            # Bound at execution: the statement is compiled once, not per chunk and amount.
+            {"amounts": sorted({minor for _, minor in wanted})},
         )
         for transaction_id, commodity_id, amount, date, payee in rows:
             for item in wanted.get((commodity_id, amount), []):
@@ -422,31 +422,30 @@ class CounterAccounts:
         wanted = {payee for payee in payees if payee not in self.by_payee}
         if not wanted:
             return
-        ranked = (
-            select(
-                Transaction.id,
-                Transaction.payee,
-                func.row_number()
-                .over(
-                    partition_by=Transaction.payee,
-                    order_by=(
-                        Transaction.date.desc(),
-                        Transaction.created_at.desc(),
-                        Transaction.id.desc(),
-                    ),
-                )
-                .label("rank"),
-            )
-            .where(Transaction.ledger_id == self.ledger_id, Transaction.payee.in_(wanted))
-            .subquery()
+        if self.session.get_bind().dialect.name == "postgresql":
+            names = bindparam("payees", sorted(wanted), type_=ARRAY(String()))
+            source = func.unnest(names).table_valued(column("payee", String())).render_derived()
+            name = source.c.payee
+        else:
+            names = bindparam("payees", json.dumps(sorted(wanted)), type_=String())
+            source = func.json_each(names).table_valued(column("value", String()))
+            name = source.c.value
+        # One probe of ix_transactions_ledger_payee per payee, not a scan of its history.
+        latest = (
+            select(Transaction.id)
+            .where(Transaction.ledger_id == self.ledger_id, Transaction.payee == name)
+            .order_by(Transaction.date.desc(), Transaction.created_at.desc(), Transaction.id.desc())
+            .limit(1)
+            .scalar_subquery()
         )
+        last = select(name.label("payee"), latest.label("id")).select_from(source).subquery()
         rows = await self.session.execute(
-            select(ranked.c.payee, Posting.account_id, Posting.amount)
+            select(last.c.payee, Posting.account_id, Posting.amount)
             .join(
                 Posting,
-                and_(Posting.ledger_id == self.ledger_id, Posting.transaction_id == ranked.c.id),
+                and_(Posting.ledger_id == self.ledger_id, Posting.transaction_id == last.c.id),
             )
-            .where(ranked.c.rank == 1, Posting.account_id != self.account.id)
+            .where(Posting.account_id != self.account.id)
         )
         best: dict[str, tuple[int, uuid.UUID]] = {}
         for payee, account_id, amount in rows:
@@ -489,6 +488,10 @@ class CounterAccounts:
                 "narration": line.narration,
                 "external_id": external_id,
                 "postings": postings,
+                # Given, not defaulted: pydantic copies a mutable default for every line.
+                "tags": [],
+                "links": [],
+                "meta": {},
             }
         )
 
@@ -502,7 +505,8 @@ class CounterAccounts:
 
     async def _default(self, amount: Decimal) -> uuid.UUID:
         request = self.request
-        return await self.named(request.expense_account if amount < 0 else request.income_account)
+        name = request.expense_account if amount < 0 else request.income_account
+        return self.by_name.get(name) or await self.named(name)
 
     async def _category(self, category: str | None, amount: Decimal) -> uuid.UUID:
         """A QIF category: `[Account]` is a transfer; `Food:Groceries` an expense (or income)

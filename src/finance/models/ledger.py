@@ -117,6 +117,8 @@ class Transaction(LedgerScoped, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_transactions_ledger_date", "ledger_id", "date", "id"),
         Index("ix_transactions_ledger_external_id", "ledger_id", "external_id"),
+        # A payee's latest transaction (where a statement import finds a line's other side).
+        Index("ix_transactions_ledger_payee", "ledger_id", "payee", "date"),
     )
 
     date: Mapped[dt.date]

@@ -15,7 +15,6 @@ from finance.ledgers.deps import LedgerReader, LedgerWriter
 from finance.prices import service
 from finance.prices.schemas import PriceIn, PriceOut
 from finance.schemas import Page, PageDep
-from finance.transactions.schemas import SearchText
 
 router = APIRouter(
     prefix="/ledgers/{ledger_id}/prices", tags=["prices"], route_class=IdempotentRoute
@@ -49,10 +48,8 @@ async def list_prices(
     access: LedgerReader,
     session: SessionDep,
     page: PageDep,
-    commodity: Annotated[SearchText | None, Query(max_length=24)] = None,
-    quote: Annotated[
-        SearchText | None, Query(max_length=24, description="The quote commodity")
-    ] = None,
+    commodity: Annotated[str | None, Query(max_length=24)] = None,
+    quote: Annotated[str | None, Query(max_length=24, description="The quote commodity")] = None,
     date_from: Annotated[dt.date | None, Query(alias="from")] = None,
     date_to: Annotated[dt.date | None, Query(alias="to")] = None,
 ) -> Page[PriceOut]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 from sqlalchemy import Date, Uuid, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +17,7 @@ from finance.commodities.service import find_commodity, resolve_commodity
 from finance.errors import Conflict, NotFound, Unprocessable
 from finance.models import Commodity, Price
 from finance.prices.schemas import PriceIn, PriceOut
-from finance.schemas import Page, PageParams
+from finance.schemas import Page, PageParams, cursor_date, cursor_key, cursor_uuid
 from finance.transactions.service import Lookups
 
 OBJECT_TYPE = "price"
@@ -127,14 +126,6 @@ async def delete_price(
     )
 
 
-def _price_key(cursor: list[Any]) -> tuple[dt.date, uuid.UUID]:
-    try:
-        day, identifier = cursor
-        return dt.date.fromisoformat(day), uuid.UUID(identifier)
-    except (TypeError, ValueError) as exc:
-        raise Unprocessable("cursor is not valid; pass back next_cursor unchanged") from exc
-
-
 async def list_prices(
     session: AsyncSession,
     ledger_id: uuid.UUID,
@@ -159,7 +150,7 @@ async def list_prices(
     if date_to is not None:
         query = query.where(Price.date <= date_to)
     if page.cursor is not None:
-        day, identifier = _price_key(page.cursor)
+        day, identifier = cursor_key(page.cursor, cursor_date, cursor_uuid)
         query = query.where(
             tuple_(Price.date, Price.id) < tuple_(literal(day, Date()), literal(identifier, Uuid()))
         )

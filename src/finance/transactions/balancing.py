@@ -36,19 +36,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact
 
 from finance.errors import Unprocessable
 from finance.money import decimals_of, format_decimal
 
 # Products of a 19-digit amount and a 38-digit rate, summed a thousand times, stay exact here;
-# an inexact result would raise rather than round.
+# an inexact result would raise rather than round. The contexts are passed to each operation
+# (not switched to): a transaction is checked without touching the thread's context.
 _EXACT = Context(prec=120, traps=[Inexact])
 _ROUNDING = Context(prec=120, rounding=ROUND_HALF_EVEN)
 _HALF = Decimal("0.5")
+_ZERO = Decimal(0)
+_QUANTUM = [Decimal(1).scaleb(-precision) for precision in range(19)]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built for every posting checked, and frozen costs more
 class Leg:
     """A posting's numbers, with the precisions of its commodities resolved."""
 
@@ -60,7 +63,7 @@ class Leg:
     weight_precision: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Balanced:
     """The outcome of the rule: every posting's units and exact weight, and the residuals."""
 
@@ -77,19 +80,17 @@ def show(value: Decimal, precision: int) -> str:
 
 
 def weigh(units: Decimal, rate: Decimal | None) -> Decimal:
-    with localcontext(_EXACT):
-        return units if rate is None else units * rate
+    return units if rate is None else _EXACT.multiply(units, rate)
 
 
 def round_half_even(value: Decimal, precision: int) -> Decimal:
-    with localcontext(_ROUNDING):
-        return value.quantize(Decimal(1).scaleb(-precision))
+    quantum = _QUANTUM[precision] if precision < len(_QUANTUM) else Decimal(1).scaleb(-precision)
+    return value.quantize(quantum, context=_ROUNDING)
 
 
 def half_unit(precision: int) -> Decimal:
     """Half of the last decimal place at this precision: 0.005 at 2."""
-    with localcontext(_EXACT):
-        return _HALF.scaleb(-precision)
+    return _HALF.scaleb(-precision, context=_EXACT)
 
 
 def tolerance(legs: Sequence[Leg], weights: Sequence[Decimal], precision: int) -> Decimal:
@@ -97,10 +98,9 @@ def tolerance(legs: Sequence[Leg], weights: Sequence[Decimal], precision: int) -
     if all(decimals_of(weight) <= precision for weight in weights):
         return Decimal(0)
     widest = half_unit(precision)
-    with localcontext(_EXACT):
-        for leg in legs:
-            if leg.rate is not None and leg.units_precision > 0:
-                widest = max(widest, half_unit(leg.units_precision) * leg.rate)
+    for leg in legs:
+        if leg.rate is not None and leg.units_precision > 0:
+            widest = max(widest, _EXACT.multiply(half_unit(leg.units_precision), leg.rate))
     return widest
 
 
@@ -120,9 +120,8 @@ def _problem(
 def sum_by_commodity(weights: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
     """Exact sums of (weight commodity, weight) pairs; zero sums are kept."""
     sums: dict[str, Decimal] = {}
-    with localcontext(_EXACT):
-        for code, weight in weights:
-            sums[code] = sums.get(code, Decimal(0)) + weight
+    for code, weight in weights:
+        sums[code] = _EXACT.add(sums.get(code, _ZERO), weight)
     return sums
 
 
@@ -159,8 +158,7 @@ def _fill(
             raise _problem(message, ["postings", missing, "amount"], "cannot_fill")
         code = open_codes[0]
         precision = precisions[code]
-    with localcontext(_EXACT):
-        amount = -round_half_even(sums.get(code, Decimal(0)), precision)
+    amount = _EXACT.minus(round_half_even(sums.get(code, Decimal(0)), precision))
     return amount, code, precision
 
 

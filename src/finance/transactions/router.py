@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated
@@ -18,7 +19,6 @@ from finance.money import AmountError, parse_decimal
 from finance.schemas import Page, PageDep
 from finance.transactions import service
 from finance.transactions.schemas import (
-    SearchText,
     TransactionIn,
     TransactionOut,
     TransactionPatch,
@@ -27,6 +27,10 @@ from finance.transactions.schemas import (
 router = APIRouter(
     prefix="/ledgers/{ledger_id}/transactions", tags=["transactions"], route_class=IdempotentRoute
 )
+
+
+# ASCII digits only: `str.isdigit` also takes "²", which `int` refuses.
+_VERSION = re.compile(r"[0-9]{1,18}")
 
 
 def etag(version: int) -> str:
@@ -53,7 +57,7 @@ def if_match_versions(
     versions = set()
     for tag in if_match.split(","):
         value = tag.strip().removeprefix("W/").strip('"')
-        if value.isdigit():
+        if _VERSION.fullmatch(value):
             versions.add(int(value))
     return versions
 
@@ -117,12 +121,12 @@ async def list_transactions(
         bool, Query(description="account_id also matches the accounts below it")
     ] = True,
     payee: Annotated[
-        SearchText | None, Query(max_length=200, description="Payee contains this, any case")
+        str | None, Query(max_length=200, description="Payee contains this, any case")
     ] = None,
-    tag: Annotated[SearchText | None, Query(max_length=100)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
     status_: Annotated[TransactionStatus | None, Query(alias="status")] = None,
     q: Annotated[
-        SearchText | None,
+        str | None,
         Query(max_length=200, description="Text in the payee, the narration or a memo"),
     ] = None,
     min_amount: Annotated[
@@ -140,7 +144,7 @@ async def list_transactions(
         ),
     ] = None,
     commodity: Annotated[
-        SearchText | None, Query(max_length=24, description="With a posting in this commodity")
+        str | None, Query(max_length=24, description="With a posting in this commodity")
     ] = None,
 ) -> Page[TransactionOut]:
     filters = service.TransactionFilters(

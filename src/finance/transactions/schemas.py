@@ -47,13 +47,6 @@ def _positive_rate(value: Decimal) -> Decimal:
     return value
 
 
-def no_nul(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; refused here rather than failing in the database."""
-    if "\x00" in value:
-        raise ValueError("text must not contain NUL characters")
-    return value
-
-
 def _in_date_range(value: dt.date) -> dt.date:
     if not EARLIEST_DATE <= value <= LATEST_DATE:
         raise ValueError(
@@ -79,18 +72,13 @@ RateString = Annotated[
 
 LedgerDate = Annotated[dt.date, AfterValidator(_in_date_range)]
 CommodityCode = Annotated[str, StringConstraints(min_length=1, max_length=24)]
-_NoNul = AfterValidator(no_nul)
-Label = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S+$"), _NoNul]
-SearchText = Annotated[str, _NoNul]
-"""A query parameter compared with stored text."""
-Payee = Annotated[str, StringConstraints(max_length=500), _NoNul]
-Narration = Annotated[str, StringConstraints(max_length=5000), _NoNul]
-Memo = Annotated[str, StringConstraints(max_length=1000), _NoNul]
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200), _NoNul]
-MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64), _NoNul]
-MetaValue = (
-    Annotated[str, StringConstraints(max_length=1000), _NoNul] | StrictInt | StrictBool | None
-)
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S+$")]
+Payee = Annotated[str, StringConstraints(max_length=500)]
+Narration = Annotated[str, StringConstraints(max_length=5000)]
+Memo = Annotated[str, StringConstraints(max_length=1000)]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MetaValue = Annotated[str, StringConstraints(max_length=1000)] | StrictInt | StrictBool | None
 Meta = Annotated[
     dict[MetaKey, MetaValue],
     Field(max_length=32, description="Up to 32 keys, each a string, integer, boolean or null"),

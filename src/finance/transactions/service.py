@@ -3,7 +3,7 @@
 The API and the statement importers share this module. Validation and writing are separate
 steps, so that an import of ten thousand lines validates every line first (with one `Lookups`
 cache, so accounts and commodities are fetched once per batch, not once per line) and then
-writes them all with a few multi-row INSERTs:
+writes them all at once (`finance.bulkwrite`: COPY on PostgreSQL, executemany on SQLite):
 
     lookups = Lookups(ledger_id, user_id)
     prepared = [await prepare_transaction(session, ledger_id, line, lookups) for line in lines]
@@ -53,12 +53,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from finance import audit
 from finance.accounts.service import check_account_accepts, descendants_of, get_account
+from finance.bulkwrite import insert_records, new_ids
 from finance.commodities.service import find_commodity, resolve_commodity
 from finance.errors import AppError, NotFound, PreconditionFailed, Unprocessable
 from finance.models import Account, Commodity, Posting, Transaction, TransactionStatus
 from finance.models.base import utcnow
 from finance.money import AmountError, format_minor, from_minor, to_minor
-from finance.schemas import Page, PageParams
+from finance.schemas import Page, PageParams, cursor_date, cursor_key, cursor_uuid
 from finance.transactions.balancing import (
     Leg,
     balance,
@@ -101,6 +102,20 @@ class Lookups:
         self.accounts: dict[uuid.UUID, Account | None] = {}
         self.commodities: dict[str, Commodity | None] = {}
         self.commodities_by_id: dict[uuid.UUID, Commodity] = {}
+
+    def knows(self, postings: Iterable[PostingIn]) -> bool:
+        """Whether every account and commodity the postings name is loaded (or known not to
+        exist): preparing them then costs no query."""
+        accounts, commodities = self.accounts, self.commodities
+        for posting in postings:
+            if posting.account_id not in accounts:
+                return False
+            if posting.commodity is not None and posting.commodity not in commodities:
+                return False
+            for rate in (posting.cost, posting.price):
+                if rate is not None and rate.commodity not in commodities:
+                    return False
+        return True
 
     async def load_accounts(self, session: AsyncSession, ids: Iterable[uuid.UUID]) -> None:
         wanted = {account_id for account_id in ids if account_id not in self.accounts}
@@ -161,7 +176,11 @@ class Lookups:
 # --- preparing -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# Prepared values are not changed once made, but not frozen either: a frozen dataclass costs
+# a microsecond or two more to build, which an import pays several times per line.
+
+
+@dataclass(slots=True)
 class PreparedPosting:
     """A posting ready to be written: ids resolved, integers of minor units, weight computed."""
 
@@ -177,7 +196,7 @@ class PreparedPosting:
     memo: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PreparedTransaction:
     """A transaction that passed every rule and can be written by `insert_transactions`.
 
@@ -228,17 +247,21 @@ async def prepare_transaction(
     lookups = lookups or Lookups(ledger_id)
     assert lookups.ledger_id == ledger_id, "a Lookups cache serves one ledger"
     postings = data.postings
-    await lookups.load_accounts(session, (posting.account_id for posting in postings))
-    codes: set[str] = set()
-    for posting in postings:
-        if posting.commodity is not None:
-            codes.add(posting.commodity)
-        codes.update(rate.commodity for rate in (posting.cost, posting.price) if rate)
-    await lookups.load_commodities(session, codes)
+    if not lookups.knows(postings):
+        await lookups.load_accounts(session, (posting.account_id for posting in postings))
+        codes: set[str] = set()
+        for posting in postings:
+            if posting.commodity is not None:
+                codes.add(posting.commodity)
+            codes.update(rate.commodity for rate in (posting.cost, posting.price) if rate)
+        await lookups.load_commodities(session, codes)
 
     legs: list[Leg] = []
+    minors: list[int | None] = []  # the given amounts, in minor units
     for index, posting in enumerate(postings):
-        legs.append(_leg(index, posting, lookups))
+        leg, minor = _leg(index, posting, lookups)
+        legs.append(leg)
+        minors.append(minor)
     balanced = balance(legs)
 
     prepared: list[PreparedPosting] = []
@@ -255,25 +278,32 @@ async def prepare_transaction(
             raise _posting_error(index, "account_id", exc.detail, "account_refuses") from exc
         units = balanced.units[index]
         rate_in = posting.cost or posting.price
-        weight_commodity = commodity
-        if rate_in is not None:
-            weight_commodity = _commodity(lookups, index, "cost", rate_in.commodity)
-        weight = round_half_even(balanced.weights[index], weight_commodity.precision)
-        rounded.append(weight != balanced.weights[index])
         try:
-            amount = to_minor(units, commodity.precision, field="amount")
-            weight_minor = to_minor(weight, weight_commodity.precision, field="weight")
+            amount = minors[index]
+            if amount is None:  # the filled-in posting
+                amount = to_minor(units, commodity.precision, field="amount")
+            if rate_in is None:
+                # The weight is the units themselves, exact at the commodity's precision.
+                weight_commodity = commodity
+                weight_minor = amount
+                rounded.append(False)
+            else:
+                weight_commodity = _commodity(lookups, index, "cost", rate_in.commodity)
+                weight = round_half_even(balanced.weights[index], weight_commodity.precision)
+                rounded.append(weight != balanced.weights[index])
+                weight_minor = to_minor(weight, weight_commodity.precision, field="weight")
         except AmountError as exc:
             raise _posting_error(index, "amount", str(exc), "amount") from exc
+        cost, price = posting.cost, posting.price
         prepared.append(
             PreparedPosting(
-                account_id=account.id,
+                account_id=posting.account_id,
                 commodity_id=commodity.id,
                 amount=amount,
-                cost=posting.cost.amount if posting.cost else None,
-                cost_commodity_id=_rate_commodity_id(lookups, posting.cost),
-                price=posting.price.amount if posting.price else None,
-                price_commodity_id=_rate_commodity_id(lookups, posting.price),
+                cost=cost.amount if cost is not None else None,
+                cost_commodity_id=_rate_commodity_id(lookups, cost),
+                price=price.amount if price is not None else None,
+                price_commodity_id=_rate_commodity_id(lookups, price),
                 weight=weight_minor,
                 weight_commodity_id=weight_commodity.id,
                 memo=posting.memo,
@@ -304,6 +334,8 @@ def _book_weights(
     weights always balance and a trial balance of weights is exactly zero, while the exact
     residual stays reported. Exact weights are never touched.
     """
+    if not any(rounded):
+        return postings
     totals: dict[uuid.UUID, int] = {}
     for posting in postings:
         totals[posting.weight_commodity_id] = (
@@ -344,8 +376,9 @@ def _rate_commodity_id(lookups: Lookups, rate: RateIn | None) -> uuid.UUID | Non
     return commodity.id
 
 
-def _leg(index: int, posting: PostingIn, lookups: Lookups) -> Leg:
-    """What the balance rule needs of a posting; refuses what makes it meaningless."""
+def _leg(index: int, posting: PostingIn, lookups: Lookups) -> tuple[Leg, int | None]:
+    """What the balance rule needs of a posting, and its amount in minor units when given;
+    refuses what makes it meaningless."""
     if lookups.accounts.get(posting.account_id) is None:
         raise _posting_error(
             index, "account_id", "no such account in this ledger", "unknown_account"
@@ -356,9 +389,10 @@ def _leg(index: int, posting: PostingIn, lookups: Lookups) -> Leg:
     units_precision = 0
     if units_code is not None:
         units_precision = _commodity(lookups, index, "commodity", units_code).precision
+    minor = None
     if posting.amount is not None and units_code is not None:
         try:
-            to_minor(posting.amount, units_precision)
+            minor = to_minor(posting.amount, units_precision)
         except AmountError as exc:
             raise _posting_error(index, "amount", f"{exc} ({units_code})", "amount") from exc
     rate_in, rate_name = (posting.cost, "cost") if posting.cost else (posting.price, "price")
@@ -373,9 +407,10 @@ def _leg(index: int, posting: PostingIn, lookups: Lookups) -> Leg:
     if posting.price is not None:
         _commodity(lookups, index, "price", posting.price.commodity)
     if rate_in is None:
-        return Leg(posting.amount, units_code, units_precision, None, units_code, units_precision)
+        leg = Leg(posting.amount, units_code, units_precision, None, units_code, units_precision)
+        return leg, minor
     weight_commodity = _commodity(lookups, index, rate_name, rate_in.commodity)
-    return Leg(
+    leg = Leg(
         posting.amount,
         units_code,
         units_precision,
@@ -383,6 +418,7 @@ def _leg(index: int, posting: PostingIn, lookups: Lookups) -> Leg:
         weight_commodity.code,
         weight_commodity.precision,
     )
+    return leg, minor
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -429,44 +465,60 @@ def _posting_rows(
     ]
 
 
-def _rows(
-    ledger_id: uuid.UUID,
-    user_id: uuid.UUID | None,
-    prepared: Sequence[PreparedTransaction],
-    extra_columns: Mapping[str, Any],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _new_rows(
+    ledger_id: uuid.UUID, user_id: uuid.UUID | None, item: PreparedTransaction
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     now = utcnow()
-    transactions: list[dict[str, Any]] = []
-    postings: list[dict[str, Any]] = []
-    for item in prepared:
-        transaction_id = uuid.uuid4()
-        transactions.append(
-            {
-                "ledger_id": ledger_id,
-                "id": transaction_id,
-                **_header_values(item),
-                "version": 1,
-                "created_by": user_id,
-                "created_at": now,
-                "updated_at": now,
-                **extra_columns,
-            }
-        )
-        postings.extend(_posting_rows(ledger_id, transaction_id, item))
-    return transactions, postings
+    transaction_id = uuid.uuid4()
+    row = {
+        "ledger_id": ledger_id,
+        "id": transaction_id,
+        **_header_values(item),
+        "version": 1,
+        "created_by": user_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return row, _posting_rows(ledger_id, transaction_id, item)
 
 
 async def _insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Many rows per statement, never row by row.
-
-    With RETURNING, SQLAlchemy's "insertmanyvalues" sends the rows as multi-row VALUES
-    statements of up to 1000 rows (within each driver's parameter limit) on both databases,
-    from one cached compiled statement; the returned ids confirm every row was written.
-    """
+    """The few rows of one API write, in one statement (batches go through
+    `insert_transactions`); the returned ids confirm every row was written."""
     if not rows:
         return
     written = (await session.execute(insert(table).returning(table.c.id), rows)).all()
     assert len(written) == len(rows)
+
+
+# The columns `insert_transactions` writes per row; the rest are the same on every row.
+_HEADER_COLUMNS = (
+    "id",
+    "date",
+    "payee",
+    "narration",
+    "tags",
+    "links",
+    "meta",
+    "status",
+    "external_id",
+)
+_POSTING_COLUMNS = (
+    "id",
+    "transaction_id",
+    "position",
+    "date",
+    "account_id",
+    "commodity_id",
+    "amount",
+    "cost",
+    "cost_commodity_id",
+    "price",
+    "price_commodity_id",
+    "weight",
+    "weight_commodity_id",
+    "memo",
+)
 
 
 async def insert_transactions(
@@ -479,16 +531,71 @@ async def insert_transactions(
 ) -> list[uuid.UUID]:
     """Write prepared transactions and their postings; return the new ids, in order.
 
-    Two kinds of multi-row INSERT (transactions, then postings), batched by the database
-    driver's limits, in the caller's transaction: nothing goes through the ORM unit of work,
-    and no audit entry is written (an import records its own). `extra_columns` are set on
-    every transaction row (a column the caller's model adds, such as an import batch id).
-    Only `PreparedTransaction`s from `prepare_transaction` on the same ledger are valid input.
+    Written the fastest way each database has (`finance.bulkwrite`: COPY on PostgreSQL,
+    executemany on SQLite), in the caller's transaction, stored exactly as an `insert()`
+    would store them: nothing goes through the ORM unit of work, and no audit entry is
+    written (an import records its own). `extra_columns` are set on every transaction row (a
+    column the caller's model adds, such as an import batch id, or a value that replaces the
+    prepared one). Only `PreparedTransaction`s from `prepare_transaction` on the same ledger
+    are valid input.
     """
-    transactions, postings = _rows(ledger_id, user_id, prepared, extra_columns or {})
-    await _insert(session, TRANSACTIONS, transactions)
-    await _insert(session, POSTINGS, postings)
-    return [row["id"] for row in transactions]
+    if not prepared:
+        return []
+    now = utcnow()
+    extras = dict(extra_columns or {})
+    ids = new_ids(len(prepared))
+    posting_ids = iter(new_ids(sum(len(item.postings) for item in prepared)))
+    headers: list[tuple[Any, ...]] = []
+    postings: list[tuple[Any, ...]] = []
+    for transaction_id, item in zip(ids, prepared, strict=True):
+        headers.append(
+            (
+                transaction_id,
+                item.date,
+                item.payee,
+                item.narration,
+                item.tags,
+                item.links,
+                item.meta,
+                item.status,
+                item.external_id,
+            )
+        )
+        for position, posting in enumerate(item.postings):
+            postings.append(
+                (
+                    next(posting_ids),
+                    transaction_id,
+                    position,
+                    item.date,
+                    posting.account_id,
+                    posting.commodity_id,
+                    posting.amount,
+                    posting.cost,
+                    posting.cost_commodity_id,
+                    posting.price,
+                    posting.price_commodity_id,
+                    posting.weight,
+                    posting.weight_commodity_id,
+                    posting.memo,
+                )
+            )
+    columns: Sequence[str] = _HEADER_COLUMNS
+    if extras.keys() & set(columns):
+        keep = [index for index, name in enumerate(columns) if name not in extras]
+        columns = [columns[index] for index in keep]
+        headers = [tuple(row[index] for index in keep) for row in headers]
+    constants = {
+        "ledger_id": ledger_id,
+        "version": 1,
+        "created_by": user_id,
+        "created_at": now,
+        "updated_at": now,
+        **extras,
+    }
+    await insert_records(session, TRANSACTIONS, columns, headers, constants)
+    await insert_records(session, POSTINGS, _POSTING_COLUMNS, postings, {"ledger_id": ledger_id})
+    return ids
 
 
 async def create_transaction(
@@ -501,11 +608,11 @@ async def create_transaction(
     """Prepare, insert and audit one transaction: the API's POST."""
     lookups = lookups or Lookups(ledger_id, user_id)
     prepared = await prepare_transaction(session, ledger_id, data, lookups)
-    transactions, postings = _rows(ledger_id, user_id, [prepared], {})
-    await _insert(session, TRANSACTIONS, transactions)
+    transaction, postings = _new_rows(ledger_id, user_id, prepared)
+    await _insert(session, TRANSACTIONS, [transaction])
     await _insert(session, POSTINGS, postings)
     created = _out(
-        Transaction(**transactions[0]),
+        Transaction(**transaction),
         [Posting(**row) for row in postings],
         lookups.commodities_by_id,
     )
@@ -602,12 +709,13 @@ async def _outs(
     session: AsyncSession,
     ledger_id: uuid.UUID,
     transactions: Sequence[Transaction],
+    lookups: Lookups | None = None,
 ) -> list[tuple[TransactionOut, list[Posting]]]:
     """Representations of a page of transactions (and their postings): postings in one
-    query, their commodities in another."""
+    query, their commodities (those `lookups` does not know yet) in another."""
     if not transactions:
         return []
-    lookups = Lookups(ledger_id)
+    lookups = lookups or Lookups(ledger_id)
     postings = (
         await session.scalars(
             select(Posting)
@@ -754,14 +862,6 @@ async def _conditions(
     return conditions
 
 
-def _transaction_key(cursor: list[Any]) -> tuple[dt.date, uuid.UUID]:
-    try:
-        day, identifier = cursor
-        return dt.date.fromisoformat(day), uuid.UUID(identifier)
-    except (TypeError, ValueError) as exc:
-        raise Unprocessable("cursor is not valid; pass back next_cursor unchanged") from exc
-
-
 async def list_transactions(
     session: AsyncSession, ledger_id: uuid.UUID, filters: TransactionFilters, page: PageParams
 ) -> Page[TransactionOut]:
@@ -771,7 +871,7 @@ async def list_transactions(
         return Page(items=[], next_cursor=None)
     query = select(Transaction).where(*conditions)
     if page.cursor is not None:
-        day, identifier = _transaction_key(page.cursor)
+        day, identifier = cursor_key(page.cursor, cursor_date, cursor_uuid)
         query = query.where(
             tuple_(Transaction.date, Transaction.id)
             < tuple_(literal(day, Date()), literal(identifier, Uuid()))
@@ -1011,3 +1111,65 @@ async def delete_transaction(
         object_id=row.id,
         before=current.out.model_dump(mode="json"),
     )
+
+
+# At most this many ids in one IN list: within SQLite's bound parameters, and a bounded slice
+# of rows held in memory.
+DELETE_CHUNK = 2000
+
+
+async def delete_transactions(
+    session: AsyncSession,
+    ledger_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    ids: Sequence[uuid.UUID],
+) -> int:
+    """Delete many transactions and their postings, a chunk at a time; return how many.
+
+    Set-based (per chunk: the rows and their postings read and locked, then the postings and
+    the transactions deleted, each with one statement) and audited like `delete_transaction`,
+    one entry per transaction with its representation before, bulk-inserted. Ids that are not
+    (or no longer) in the ledger are skipped. No If-Match: the caller (an import's undo)
+    deletes what it created, whatever was edited since.
+    """
+    deleted = 0
+    lookups = Lookups(ledger_id)
+    for start in range(0, len(ids), DELETE_CHUNK):
+        part = list(dict.fromkeys(ids[start : start + DELETE_CHUNK]))
+        rows = (
+            await session.scalars(
+                select(Transaction)
+                .where(Transaction.ledger_id == ledger_id, Transaction.id.in_(part))
+                .order_by(Transaction.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        if not rows:
+            continue
+        # Locked in key order (as every writer locks); audited in the order given.
+        order = {transaction_id: index for index, transaction_id in enumerate(part)}
+        rows = sorted(rows, key=lambda row: order[row.id])
+        found = [row.id for row in rows]
+        outs = await _outs(session, ledger_id, rows, lookups)
+        befores = [out.model_dump(mode="json") for out, _ in outs]
+        await session.execute(
+            delete(POSTINGS).where(
+                POSTINGS.c.ledger_id == ledger_id, POSTINGS.c.transaction_id.in_(found)
+            )
+        )
+        await session.execute(
+            delete(TRANSACTIONS).where(
+                TRANSACTIONS.c.ledger_id == ledger_id, TRANSACTIONS.c.id.in_(found)
+            )
+        )
+        await audit.record_many(
+            session,
+            ledger_id=ledger_id,
+            user_id=user_id,
+            action="delete",
+            object_type=OBJECT_TYPE,
+            changes=[(row.id, before, None) for row, before in zip(rows, befores, strict=True)],
+        )
+        deleted += len(rows)
+    return deleted

@@ -270,6 +270,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_transactions_ledger_external_id", ["ledger_id", "external_id"], unique=False
         )
+        batch_op.create_index(
+            "ix_transactions_ledger_payee", ["ledger_id", "payee", "date"], unique=False
+        )
 
     op.create_table(
         "balance_assertions",
@@ -554,6 +557,7 @@ def downgrade() -> None:
 
     op.drop_table("balance_assertions")
     with op.batch_alter_table("transactions", schema=None) as batch_op:
+        batch_op.drop_index("ix_transactions_ledger_payee")
         batch_op.drop_index("ix_transactions_ledger_external_id")
         batch_op.drop_index("ix_transactions_ledger_date")
 
