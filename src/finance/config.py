@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, validation_alias="FINANCE_SECRET_KEY")
     redis_url: str | None = Field(default=None, validation_alias="FINANCE_REDIS_URL")
 
-    db_pool_size: int = Field(default=10, ge=1, validation_alias="FINANCE_DB_POOL_SIZE")
+    db_pool_size: int = Field(default=20, ge=1, validation_alias="FINANCE_DB_POOL_SIZE")
     db_max_overflow: int = Field(default=10, ge=0, validation_alias="FINANCE_DB_MAX_OVERFLOW")
     db_pool_timeout: float = Field(default=30.0, gt=0, validation_alias="FINANCE_DB_POOL_TIMEOUT")
     db_statement_timeout_ms: int = Field(
@@ -165,8 +165,9 @@ def _load_or_create_secret(path: Path) -> str:
     return value
 
 
-def get_settings(request: Request) -> Settings:
-    """The settings the running app was built with (a dependency)."""
+async def get_settings(request: Request) -> Settings:
+    """The settings the running app was built with (a dependency; async, so that FastAPI does
+    not hand it to a worker thread on every request)."""
     settings: Settings = request.app.state.settings
     return settings
 

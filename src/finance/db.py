@@ -61,6 +61,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
                 "idle_in_transaction_session_timeout": "60000",
                 # Report queries are short aggregates: JIT compilation costs more than it saves.
                 "jit": "off",
+                # Plan each statement for its parameters: after five runs of a prepared
+                # statement PostgreSQL may switch to a generic plan, blind to a report's dates
+                # and IN lists (measured: 11-15 s instead of 0.7-1 s for a ten-year cash flow
+                # on a million postings). Planning costs well under a millisecond here.
+                "plan_cache_mode": "force_custom_plan",
             },
             "timeout": settings.db_pool_timeout,
         },

@@ -140,7 +140,7 @@ async def _caller(database: Database, request: Request) -> uuid.UUID | None:
         return None
     async with database.read_sessions() as session:
         try:
-            token, _user = await resolve_token(session, get_settings(request), secret)
+            token, _user = await resolve_token(session, await get_settings(request), secret)
         except Unauthorized:
             return None
     return token.user_id
