@@ -13,8 +13,9 @@ from finance.config import Settings
 from finance.db import Database, create_database
 from finance.errors import AppError
 
-# Messages go to standard error, so that a command's output (an export) can be piped.
-errors = Console(stderr=True)
+# Messages, progress and summaries go to standard error, so that a command's output (an
+# export) can be piped.
+stderr = Console(stderr=True)
 T = TypeVar("T")
 
 
@@ -34,5 +35,5 @@ def run_with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except AppError as exc:
-        errors.print(f"[red]error:[/red] {exc.detail}")
+        stderr.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from exc

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, BinaryIO, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
@@ -31,8 +30,8 @@ from finance.imports.schemas import CsvMapping, ImportBatchOut
 from finance.ledgers.deps import LedgerAccess
 from finance.models import Account, CsvProfile, ImportFormat, Ledger, LedgerMember, Role, User
 from finance.terminal import run_with_database
+from finance.terminal import stderr as console
 
-console = Console(stderr=True)
 T = TypeVar("T")
 
 
