@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -19,7 +20,7 @@ from starlette.types import Message
 from finance.config import Settings
 from finance.db import Database, create_database, is_retryable
 from finance.models import AuthToken, User
-from tests.conftest import PASSWORD, Backend, UserFactory
+from tests.conftest import PASSWORD, AuthedUser, Backend, UserFactory
 
 
 async def test_the_commit_happens_before_the_response_starts(
@@ -153,6 +154,49 @@ async def test_a_real_serialization_failure_is_retryable(database: Database) -> 
             await second.execute(new_user())
     assert getattr(caught.value.orig, "sqlstate", None) == "40001"
     assert is_retryable(caught.value)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_request_on_a_pooled_connection_that_died_is_run_again(
+    backend: Backend, client: httpx.AsyncClient, user: AuthedUser, database: Database
+) -> None:
+    """The pool does not ping before each checkout: a connection the server dropped while it
+    was pooled (a restart) fails on its first statement, and the request is run again on a
+    fresh one, GET and POST alike. (SQLite has no server to lose.)"""
+    assert (await client.get("/api/v1/users/me", headers=user.headers)).status_code == 200
+    killer = await asyncpg.connect(backend.url)
+    try:
+        killed = await killer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await killer.close()
+    assert killed >= 1
+    assert (await client.get("/api/v1/users/me", headers=user.headers)).status_code == 200
+    killer = await asyncpg.connect(backend.url)
+    try:
+        await killer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await killer.close()
+    response = await client.post(
+        "/api/v1/ledgers",
+        json={"name": "After a restart", "base_currency": "EUR"},
+        headers=user.headers,
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_a_connection_lost_during_commit_is_not_retryable() -> None:
+    """The transaction may have committed: running the request again could write twice."""
+    lost = DBAPIError(None, None, Exception("connection was closed"), connection_invalidated=True)
+    assert not is_retryable(lost)
+    assert is_retryable(
+        DBAPIError("SELECT 1", {}, Exception("connection was closed"), connection_invalidated=True)
+    )
 
 
 def test_other_errors_are_not_retryable() -> None:

@@ -49,10 +49,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.url, echo=settings.sql_echo, **pool)
         _configure_sqlite(engine, settings.db_busy_timeout_ms)
         return engine
+    # No pre-ping: it costs a round trip per request. A connection that died while pooled (a
+    # server restart) fails on its first statement instead, and `RetryMiddleware` runs the
+    # request again on a fresh one (see `is_retryable`).
     return create_async_engine(
         settings.url,
         echo=settings.sql_echo,
-        pool_pre_ping=True,
         **pool,
         connect_args={
             "server_settings": {
@@ -157,9 +159,16 @@ _RETRYABLE_SQLITE = ("database is locked", "database table is locked", "database
 
 
 def is_retryable(error: BaseException) -> bool:
-    """A serialization failure, a deadlock, or SQLite's busy lock: safe to run again."""
+    """A serialization failure, a deadlock, SQLite's busy lock, or a connection found dead
+    while running a statement: safe to run again.
+
+    A connection lost during COMMIT (SQLAlchemy reports no statement then) is not: the
+    transaction may have been committed.
+    """
     if not isinstance(error, DBAPIError):
         return False
+    if error.connection_invalidated:
+        return error.statement is not None
     original = error.orig
     sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     if sqlstate in _RETRYABLE_SQLSTATES:

@@ -132,8 +132,9 @@ class BodyLimitMiddleware:
 class RetryMiddleware:
     """Runs a request again when the database reports a transient conflict.
 
-    A serialization failure or deadlock (PostgreSQL) or a busy lock (SQLite) rolls the whole
-    request back, so running it again from the start is safe; the body is buffered for that.
+    A serialization failure or deadlock (PostgreSQL), a busy lock (SQLite) or a pooled
+    connection that turns out to be dead rolls the whole request back, so running it again
+    from the start is safe; the body is buffered for that.
     The session commits before the response starts (see `db.get_db`), so a conflict always
     surfaces before anything was sent. After the last attempt the client gets a 503.
     """
@@ -143,7 +144,7 @@ class RetryMiddleware:
         self.attempts = attempts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         body = bytearray()
@@ -176,7 +177,7 @@ class RetryMiddleware:
             except Exception as exc:
                 if started or not is_retryable(exc):
                     raise
-                logger.warning("transient database conflict, attempt %d: %s", attempt, exc)
+                logger.warning("transient database error, attempt %d: %s", attempt, exc)
                 if attempt < self.attempts:
                     await anyio.sleep(random.uniform(0.005, 0.02) * 2**attempt)  # noqa: S311
         response = problem_response(

@@ -26,6 +26,12 @@ _CURSOR_INT = range(-(2**31), 2**31)
 _CURSOR_TEXT = 100
 
 
+def created_location(request: Request, object_id: uuid.UUID) -> str:
+    """A 201's `Location`: the path the object was POSTed to, plus its id (what
+    `request.url_for` builds, without matching the name against every route)."""
+    return f"{request.scope['path'].rstrip('/')}/{object_id}"
+
+
 NUL_MESSAGE = "text must not contain NUL characters (U+0000)"
 
 

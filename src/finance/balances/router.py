@@ -20,7 +20,7 @@ from finance.db import SessionDep
 from finance.errors import responses
 from finance.idempotency import IdempotentRoute
 from finance.ledgers.deps import LedgerReader, LedgerWriter
-from finance.schemas import Page, PageDep
+from finance.schemas import Page, PageDep, created_location
 
 router = APIRouter(prefix="/ledgers/{ledger_id}", tags=["balances"], route_class=IdempotentRoute)
 
@@ -116,9 +116,7 @@ async def create_assertion(
     response: Response,
 ) -> AssertionOut:
     created = await service.create_assertion(session, access.ledger_id, access.user.id, body)
-    response.headers["Location"] = request.url_for(
-        "get_assertion", ledger_id=access.ledger_id, assertion_id=created.id
-    ).path
+    response.headers["Location"] = created_location(request, created.id)
     return created
 
 

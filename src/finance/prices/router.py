@@ -14,7 +14,7 @@ from finance.idempotency import IdempotentRoute
 from finance.ledgers.deps import LedgerReader, LedgerWriter
 from finance.prices import service
 from finance.prices.schemas import PriceIn, PriceOut
-from finance.schemas import Page, PageDep
+from finance.schemas import Page, PageDep, created_location
 
 router = APIRouter(
     prefix="/ledgers/{ledger_id}/prices", tags=["prices"], route_class=IdempotentRoute
@@ -32,9 +32,7 @@ async def create_price(
     body: PriceIn, access: LedgerWriter, session: SessionDep, request: Request, response: Response
 ) -> PriceOut:
     created = await service.create_price(session, access.ledger_id, access.user.id, body)
-    response.headers["Location"] = request.url_for(
-        "get_price", ledger_id=access.ledger_id, price_id=created.id
-    ).path
+    response.headers["Location"] = created_location(request, created.id)
     return created
 
 

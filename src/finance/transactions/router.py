@@ -16,7 +16,7 @@ from finance.idempotency import IdempotentRoute
 from finance.ledgers.deps import LedgerReader, LedgerWriter
 from finance.models import TransactionStatus
 from finance.money import AmountError, parse_decimal
-from finance.schemas import Page, PageDep
+from finance.schemas import Page, PageDep, created_location
 from finance.transactions import service
 from finance.transactions.schemas import (
     TransactionIn,
@@ -94,9 +94,7 @@ async def create_transaction(
     response: Response,
 ) -> TransactionOut:
     created = await service.create_transaction(session, access.ledger_id, access.user.id, body)
-    response.headers["Location"] = request.url_for(
-        "get_transaction", ledger_id=access.ledger_id, transaction_id=created.id
-    ).path
+    response.headers["Location"] = created_location(request, created.id)
     return _tagged(response, created)
 
 
