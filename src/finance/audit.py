@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, and_, or_, select
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from finance.bulkwrite import insert_records, new_ids
@@ -17,6 +17,8 @@ from finance.schemas import PageParams, cursor_key, cursor_utc, cursor_uuid
 
 Action = Literal["create", "update", "delete"]
 _LAST_AT = "finance.audit.last_at"
+_TABLE = cast(Table, AuditEntry.__table__)
+_INSERT = insert(_TABLE)
 
 
 async def record(
@@ -42,17 +44,23 @@ async def record(
     if previous is not None and at <= previous:
         at = previous + timedelta(microseconds=1)
     session.info[_LAST_AT] = at
-    session.add(
-        AuditEntry(
-            at=at,
-            ledger_id=ledger_id,
-            user_id=user_id,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            before=before,
-            after=after,
-        )
+    # Written now with Core, not added to the unit of work; what is pending goes first (the
+    # entry refers to its ledger, which may be new).
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    await session.execute(
+        _INSERT,
+        {
+            "id": uuid.uuid4(),
+            "at": at,
+            "ledger_id": ledger_id,
+            "user_id": user_id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "before": before,
+            "after": after,
+        },
     )
 
 
@@ -83,7 +91,7 @@ async def record_many(
     session.info[_LAST_AT] = records[-1][1]
     await insert_records(
         session,
-        cast(Table, AuditEntry.__table__),
+        _TABLE,
         ("id", "at", "object_id", "before", "after"),
         records,
         {"ledger_id": ledger_id, "user_id": user_id, "action": action, "object_type": object_type},

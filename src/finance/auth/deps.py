@@ -22,20 +22,33 @@ logger = logging.getLogger("finance.auth")
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
+async def bearer_secret(secret: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
+    if not secret:
+        raise Unauthorized("Sign in first: send `Authorization: Bearer <token>`")
+    return secret
+
+
+BearerSecret = Annotated[str, Depends(bearer_secret)]
+
+
+def signed_in(request: Request, background: BackgroundTasks, token: AuthToken, user: User) -> None:
+    """What a request does once its bearer token is found live: note who is calling, and
+    record the token's use (after the response, at most once a minute)."""
+    if service.last_use_is_stale(token):
+        background.add_task(_mark_used, request, token.id)
+    request.state.user = user
+
+
 async def get_current_token(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     background: BackgroundTasks,
-    secret: Annotated[str | None, Depends(oauth2_scheme)],
+    secret: BearerSecret,
 ) -> AuthToken:
     """Looked up on every request, so revocation and deactivation take effect at once."""
-    if not secret:
-        raise Unauthorized("Sign in first: send `Authorization: Bearer <token>`")
     token, user = await service.resolve_token(session, settings, secret)
-    if service.last_use_is_stale(token):
-        background.add_task(_mark_used, request, token.id)
-    request.state.user = user
+    signed_in(request, background, token, user)
     return token
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from finance.auth import passwords
@@ -127,20 +127,24 @@ async def issue_session_token(
     return token, row
 
 
-async def resolve_token(
-    session: AsyncSession, settings: Settings, secret: str
-) -> tuple[AuthToken, User]:
-    """The live token behind a bearer secret and its active user: one indexed lookup."""
-    row = (
-        await session.execute(
-            select(AuthToken, User)
-            .join(User, User.id == AuthToken.user_id)
-            .where(AuthToken.token_hash == hash_token(settings.secret, secret))
-        )
-    ).one_or_none()
-    if row is None:
+# Built once: the lookup runs on every request. `ledgers.deps` extends it with the membership.
+TOKEN_LOOKUP = (
+    select(AuthToken, User)
+    .join(User, User.id == AuthToken.user_id)
+    .where(AuthToken.token_hash == bindparam("token_hash"))
+)
+
+
+def token_lookup_parameters(settings: Settings, secret: str) -> dict[str, str]:
+    """The parameters of `TOKEN_LOOKUP` for a bearer secret (only its hash is stored)."""
+    return {"token_hash": hash_token(settings.secret, secret)}
+
+
+def check_live(found: tuple[AuthToken, User] | None) -> tuple[AuthToken, User]:
+    """The token and user `TOKEN_LOOKUP` found, if the token may still be used; else 401."""
+    if found is None:
         raise Unauthorized("The token is not valid")
-    token, user = row
+    token, user = found
     if token.revoked_at is not None:
         raise Unauthorized("The token has been revoked")
     if token.expires_at is not None and token.expires_at <= utcnow():
@@ -148,6 +152,16 @@ async def resolve_token(
     if not user.is_active:
         raise Unauthorized("This account is deactivated")
     return token, user
+
+
+async def resolve_token(
+    session: AsyncSession, settings: Settings, secret: str
+) -> tuple[AuthToken, User]:
+    """The live token behind a bearer secret and its active user: one indexed lookup."""
+    row = (
+        await session.execute(TOKEN_LOOKUP, token_lookup_parameters(settings, secret))
+    ).one_or_none()
+    return check_live(None if row is None else (row[0], row[1]))
 
 
 # `last_used_at` is kept to this precision, so that a busy client costs one write a minute.

@@ -51,7 +51,7 @@ class ReportFormat(enum.StrEnum):
     CSV = "csv"
 
 
-def report_filters(
+async def report_filters(
     account: Annotated[
         str | None,
         Query(max_length=1000, description="Account path prefix: that account and its subtree"),

@@ -38,7 +38,7 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match_versions(
+async def if_match_versions(
     if_match: Annotated[
         str | None,
         Header(

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -85,6 +86,27 @@ OBJECT_TYPE = "transaction"
 # --- lookups ---------------------------------------------------------------------------------
 
 
+# Built once (they run on every write). Rows are locked in id order, as everywhere.
+_ACCOUNTS_LOOKUP = (
+    select(Account)
+    .where(
+        Account.ledger_id == bindparam("ledger_id"),
+        Account.id.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(Account.id)
+    .with_for_update(read=True)
+)
+_COMMODITIES_LOOKUP = (
+    select(Commodity)
+    .where(
+        Commodity.ledger_id == bindparam("ledger_id"),
+        Commodity.code.in_(bindparam("codes", expanding=True)),
+    )
+    .order_by(Commodity.id)
+    .with_for_update(read=True)
+)
+
+
 class Lookups:
     """A cache of one ledger's accounts and commodities, for one request or one import batch.
 
@@ -122,10 +144,7 @@ class Lookups:
         if not wanted:
             return
         found = await session.scalars(
-            select(Account)
-            .where(Account.ledger_id == self.ledger_id, Account.id.in_(wanted))
-            .order_by(Account.id)
-            .with_for_update(read=True)
+            _ACCOUNTS_LOOKUP, {"ledger_id": self.ledger_id, "ids": sorted(wanted)}
         )
         for account in found:
             self.accounts[account.id] = account
@@ -138,10 +157,7 @@ class Lookups:
         if not wanted:
             return
         found = await session.scalars(
-            select(Commodity)
-            .where(Commodity.ledger_id == self.ledger_id, Commodity.code.in_(wanted))
-            .order_by(Commodity.id)
-            .with_for_update(read=True)
+            _COMMODITIES_LOOKUP, {"ledger_id": self.ledger_id, "codes": sorted(wanted)}
         )
         for commodity in found:
             self._remember(commodity)
