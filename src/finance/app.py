@@ -20,7 +20,7 @@ from finance.errors import (
     responses,
 )
 from finance.middleware import BodyLimitMiddleware, RequestLogMiddleware, RetryMiddleware
-from finance.routers import API_ROUTERS
+from finance.routers import API_ROUTERS, OPENAPI_TAGS
 from finance.schemas import refuse_nul
 
 logger = logging.getLogger("finance")
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Exact double-entry books for a household, as a REST API.",
         lifespan=lifespan,
         dependencies=[Depends(refuse_nul)],
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -32,6 +32,15 @@ def serve(
     host: Annotated[str, typer.Option(envvar="HOST", help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on")] = 8000,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="WEB_CONCURRENCY",
+            min=1,
+            help="Worker processes (about one per core on PostgreSQL; SQLite writes one at a "
+            "time whatever the count)",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (migrating the database first unless FINANCE_MIGRATE_ON_START=false)."""
     import uvicorn
@@ -52,6 +61,7 @@ def serve(
         host=host,
         port=port,
         reload=reload,
+        workers=workers,
         log_config=log_config,
         log_level=settings.log_level.lower(),
         access_log=False,
