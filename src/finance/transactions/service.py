@@ -498,13 +498,14 @@ def _new_rows(
     return row, _posting_rows(ledger_id, transaction_id, item)
 
 
+# Built once: the few rows of one API write (batches go through `insert_transactions`).
+_INSERTS = {TRANSACTIONS: insert(TRANSACTIONS), POSTINGS: insert(POSTINGS)}
+
+
 async def _insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    """The few rows of one API write, in one statement (batches go through
-    `insert_transactions`); the returned ids confirm every row was written."""
-    if not rows:
-        return
-    written = (await session.execute(insert(table).returning(table.c.id), rows)).all()
-    assert len(written) == len(rows)
+    """Rows of one API write, in one statement."""
+    if rows:
+        await session.execute(_INSERTS[table], rows)
 
 
 # The columns `insert_transactions` writes per row; the rest are the same on every row.
