@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -117,5 +118,22 @@ def test_python_dash_m_finance() -> None:
     for command in ("serve", "db", "user"):
         assert command in result.stdout
     serve = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
-    for option in ("--host", "--port", "--reload"):
+    for option in ("--host", "--port", "--workers", "--reload"):
         assert option in serve.output
+
+
+def test_serve_passes_the_worker_count_to_uvicorn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options, app=app))
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'f.db'}", "WEB_CONCURRENCY": "3"}
+    result = runner.invoke(app, ["serve", "--port", "8123"], env=env)
+    assert result.exit_code == 0, result.output
+    assert seen["app"] == "finance.app:create_app"
+    assert seen["factory"] is True
+    assert (seen["workers"], seen["port"]) == (3, 8123)
+    result = runner.invoke(app, ["serve", "--workers", "0"], env=env)
+    assert result.exit_code != 0
