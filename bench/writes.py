@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from bench import baseline_app
+from bench import baseline_app, framework_app
 from bench.harness import BenchDatabase, Mismatch, Result, ServerSpec, free_port, servers
 from finance.app import create_app
 from finance.models import Posting, Transaction
@@ -207,7 +207,7 @@ async def bench_writes(
 ) -> list[Result]:
     """Requests per second of ours and of the baseline, alternating for `rounds` rounds of
     `requests` each (or `seconds` each); the best round of each side counts."""
-    ours_port, raw_port = free_port(), free_port()
+    ours_port, raw_port, bare_port = free_port(), free_port(), free_port()
     specs = [
         ServerSpec(
             "finance",
@@ -225,9 +225,19 @@ async def bench_writes(
             raw_port,
             lambda: baseline_app.create_app(db.backend, db.raw_dsn),
         ),
+        ServerSpec(
+            "framework",
+            [
+                *("-m", "uvicorn", "bench.framework_app:create_app", "--factory"),
+                *("--host", "127.0.0.1", "--port", str(bare_port)),
+                *("--no-access-log", "--log-level", "warning"),
+            ],
+            bare_port,
+            framework_app.create_app,
+        ),
     ]
     async with (
-        servers(specs, db.server_env(), db.workdir, in_process=in_process) as (ours, raw),
+        servers(specs, db.server_env(), db.workdir, in_process=in_process) as (ours, raw, bare),
         httpx.AsyncClient(base_url=ours.url, timeout=60) as client,
     ):
         books = await _books(client)
@@ -239,7 +249,7 @@ async def bench_writes(
         # Ours first: it creates the USD commodity (on first use) that the baseline looks up.
         warmup = 100 if requests is None else min(100, requests)
         sent = 0
-        loads: dict[str, list[Load]] = {"ours": [], "raw": []}
+        loads: dict[str, list[Load]] = {"ours": [], "raw": [], "framework": []}
         for round_ in range(rounds + 1):
             count = warmup if round_ == 0 else requests
             duration = None if round_ == 0 else seconds
@@ -262,15 +272,26 @@ async def bench_writes(
                 concurrency=concurrency,
                 server_pid=raw.pid,
             )
+            bare_load = await drive(
+                bare.url,
+                path,
+                body,
+                requests=count,
+                seconds=duration,
+                concurrency=concurrency,
+                server_pid=bare.pid,
+            )
             sent += ours_load.requests + raw_load.requests
             if round_ > 0:
                 loads["ours"].append(ours_load)
                 loads["raw"].append(raw_load)
+                loads["framework"].append(bare_load)
     stored = await _stored(db, books.ledger_id)
     if stored != (sent, 2 * sent):
         raise Mismatch(f"{sent} transactions acknowledged, {stored} (transactions, postings) found")
-    best_ours = max(loads["ours"], key=lambda load: load.rate)
-    best_raw = max(loads["raw"], key=lambda load: load.rate)
+    best_ours, best_raw, best_bare = (
+        max(loads[side], key=lambda load: load.rate) for side in ("ours", "raw", "framework")
+    )
     size = f"{requests} requests" if requests is not None else f"{seconds:g} s"
     return [
         Result(
@@ -284,7 +305,17 @@ async def bench_writes(
             note=f"best of {rounds} alternating rounds of {size}; server CPU per request "
             f"{_ms(best_ours.server_cpu_ms)} / {_ms(best_raw.server_cpu_ms)}; load generator at "
             f"{best_ours.client_cpu:.0%} / {best_raw.client_cpu:.0%} of a core",
-        )
+        ),
+        Result(
+            "the same POST answered by FastAPI alone (body parsed, no database)",
+            db.backend,
+            best_bare.rate,
+            best_raw.rate,
+            "req/s",
+            baseline_name="raw driver app",
+            note=f"the framework's share of the budget above; server CPU per request "
+            f"{_ms(best_bare.server_cpu_ms)}",
+        ),
     ]
 
 
