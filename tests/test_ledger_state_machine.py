@@ -175,7 +175,8 @@ def machine(client: httpx.AsyncClient, user: AuthedUser) -> type[RuleBasedStateM
         @rule(
             data=st.data(),
             date=dates,
-            payee=st.text(st.characters(exclude_characters="\x00"), max_size=20),
+            # What a client can send: text with a UTF-8 form (no lone surrogates).
+            payee=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20),
         )
         def patch(self, data: st.DataObject, date: dt.date, payee: str) -> None:
             target = data.draw(st.sampled_from(sorted(self.model)))

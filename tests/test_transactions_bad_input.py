@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -133,6 +134,22 @@ async def test_a_json_number_as_an_amount(books: Books) -> None:
         problem = await _refused(books, body)
         assert problem["errors"][0]["loc"] == ["body", "postings", "0", "amount"]
         assert "must be a decimal string" in problem["errors"][0]["msg"]
+
+
+@pytest.mark.usefixtures("unchanged")
+async def test_a_lone_surrogate_escaped_in_the_json(books: Books) -> None:
+    """Text that has no UTF-8 form (`"\\ud800"` is valid JSON) is refused before the driver
+    could fail to encode it."""
+    body = books.body("2024-02-01", (FOOD, "1.00", "USD"), (CHECKING, None, None))
+    content = json.dumps({**body, "payee": "\ud800"}, ensure_ascii=True)
+    assert "\\ud800" in content
+    response = await books.client.post(
+        f"{books.url}/transactions",
+        content=content,
+        headers={**books.owner.headers, "content-type": "application/json"},
+    )
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["body", "payee"]
 
 
 @pytest.mark.usefixtures("unchanged")
