@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import event
 
 from finance.db import Database
+from finance.money import from_minor
+from finance.schemas import Page, encode_cursor
+from finance.transactions.balancing import show, sum_by_commodity, weigh
+from finance.transactions.schemas import TransactionOut
+from finance.transactions.service import _residual, _Stored
 from tests.books import Books, open_books
 from tests.conftest import AuthedUser, assert_problem
 
@@ -21,6 +31,7 @@ ODD = "Assets:Bank_%"
 LOOKALIKE = "Assets:BankX"
 FOOD = "Expenses:Food"
 SALARY = "Income:Salary"
+PRECISIONS = {"USD": 2, "JPY": 0, "FUND": 3, "EUR": 2}
 
 
 @pytest.fixture
@@ -175,3 +186,160 @@ async def test_a_page_costs_the_same_few_queries_whatever_its_size(
         page = await books.get("/transactions", limit=30)
     assert len(page["items"]) == 30
     assert len(large) == len(small)
+
+
+async def test_items_are_exactly_the_documented_model_and_match_reading_one(
+    books: Books,
+) -> None:
+    """The listing and GET one build their JSON themselves: it must be what `TransactionOut`
+    documents (no field missing or extra, the same formats) and what a create answered."""
+    await books.commodity("FUND", 3)
+    await books.account("Assets:Broker:Fund")
+    created = [
+        await books.create(
+            "2024-05-02",
+            (
+                "Assets:Broker:Fund",
+                "2.100",
+                "FUND",
+                {"cost": {"amount": "10.050", "commodity": "USD"}, "memo": "lot 1"},
+            ),
+            (CHECKING, "-21.10", "USD"),
+            payee="Broker",
+            narration="Buy",
+            tags=["invest"],
+            links=["order-7"],
+            meta={"source": "manual", "count": 2, "ok": True, "none": None},
+            status="pending",
+            external_id="broker-1",
+        ),
+        await books.create(
+            "2024-05-01",
+            (
+                "Assets:Broker:Fund",
+                "10.125",
+                "FUND",
+                {"price": {"amount": "12.345", "commodity": "USD"}},
+            ),
+            (CHECKING, "-124.99", "USD"),
+        ),
+    ]
+    assert [item["residual"] for item in created] == [{"USD": "0.005"}, {"USD": "0.003125"}]
+    response = await books.client.get(
+        f"{books.url}/transactions",
+        params={"from": "2024-05-01", "limit": 1},
+        headers=books.owner.headers,
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    first = response.json()
+    assert (
+        Page[TransactionOut].model_validate_json(response.content).model_dump(mode="json") == first
+    )
+    rest = await books.get(
+        "/transactions", **{"from": "2024-05-01", "cursor": first["next_cursor"]}
+    )
+    assert first["items"] + rest["items"] == created
+    for item in created:
+        one = await books.client.get(
+            f"{books.url}/transactions/{item['id']}", headers=books.owner.headers
+        )
+        assert one.headers["ETag"] == '"1"'
+        assert TransactionOut.model_validate_json(one.content).model_dump(mode="json") == item
+        assert one.json() == item
+
+
+async def test_pages_of_an_account_filter_cover_everything_once(books: Books) -> None:
+    everything = [
+        item["id"]
+        for item in (await books.get("/transactions", account_id=books.id(BANK)))["items"]
+    ]
+    seen: list[str] = []
+    params: dict[str, Any] = {"account_id": books.id(BANK), "limit": 1}
+    while True:
+        page = await books.get("/transactions", **params)
+        seen += [item["id"] for item in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert seen == everything
+    assert len(seen) == 4
+
+
+async def test_an_unknown_account_is_404_before_any_other_problem(books: Books) -> None:
+    """The account is looked up only when the answer would otherwise be empty or a 422: the
+    answer is the same as if it were looked up first."""
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for params in (
+        {},
+        {"min_amount": "1"},  # 422 for a known account: needs commodity
+        {"commodity": "JPY"},  # an unused commodity: nothing can match
+        {"commodity": "USD", "min_amount": "0.001"},  # 422: too many decimals
+        {"cursor": encode_cursor([7])},  # 422: a cursor of another listing
+        {"include_descendants": "false"},
+    ):
+        response = await books.client.get(
+            f"{books.url}/transactions",
+            params={"account_id": unknown, **params},
+            headers=books.owner.headers,
+        )
+        assert_problem(response, 404)
+    # Another ledger's account is unknown here too.
+    other = await open_books(books.client, books.owner, CHECKING)
+    response = await books.client.get(
+        f"{books.url}/transactions",
+        params={"account_id": other.id(CHECKING)},
+        headers=books.owner.headers,
+    )
+    assert_problem(response, 404)
+    known = await books.client.get(
+        f"{books.url}/transactions",
+        params={"account_id": books.id(SAVINGS), "min_amount": "1"},
+        headers=books.owner.headers,
+    )
+    assert_problem(known, 422)
+    assert await _payees(books, account_id=books.id(SALARY), payee="nobody") == []
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-(10**12), max_value=10**12),
+            st.sampled_from(["USD", "JPY", "FUND"]),  # a rate weighs them in EUR
+            st.none() | st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(1000), places=5),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_residual_is_the_exact_sum_of_the_weights(
+    legs: list[tuple[int, str, Decimal | None, bool]],
+) -> None:
+    """Summed as integers where a posting weighs its own units, it is the same as summing
+    every weight (units x rate) as an exact decimal."""
+    commodities = {code: SimpleNamespace(code=code, precision=p) for code, p in PRECISIONS.items()}
+    postings = []
+    expected: list[tuple[str, Decimal]] = []
+    for amount, code, rate, is_cost in legs:
+        weight_code = code if rate is None else "EUR"
+        postings.append(
+            _Stored(
+                id=uuid.uuid4(),
+                account_id=uuid.uuid4(),
+                commodity_id=code,
+                amount=amount,
+                cost=rate if is_cost else None,
+                cost_commodity_id=weight_code if rate is not None and is_cost else None,
+                price=None if is_cost else rate,
+                price_commodity_id=weight_code if rate is not None and not is_cost else None,
+                weight=0,  # not read: the residual is recomputed from the units
+                weight_commodity_id=weight_code,
+                memo=None,
+            )
+        )
+        expected.append((weight_code, weigh(from_minor(amount, PRECISIONS[code]), rate)))
+    sums = sum_by_commodity(expected)
+    assert _residual(postings, commodities) == {
+        code: show(total, PRECISIONS[code]) for code, total in sorted(sums.items()) if total != 0
+    }

@@ -79,7 +79,12 @@ def from_minor(minor: int, precision: int) -> Decimal:
 
 
 def format_minor(minor: int, precision: int) -> str:
-    return format_decimal(from_minor(minor, precision), precision)
+    """1234 at precision 2 -> "12.34": `format_decimal(from_minor(...), precision)`, by
+    integer arithmetic alone (a page of transactions formats hundreds of amounts)."""
+    if precision == 0:
+        return str(minor)
+    digits = str(abs(minor)).rjust(precision + 1, "0")
+    return f"{'-' if minor < 0 else ''}{digits[:-precision]}.{digits[-precision:]}"
 
 
 def format_decimal(value: Decimal, places: int | None = None) -> str:

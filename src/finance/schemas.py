@@ -170,7 +170,7 @@ def cursor_utc(value: Any) -> dt.datetime:
     return at.astimezone(dt.UTC)
 
 
-async def page_params(
+async def page_params(  # async: FastAPI would run a plain function on a worker thread
     limit: Annotated[
         int,
         Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, at most {MAX_PAGE_SIZE}"),

@@ -6,8 +6,9 @@ import datetime as dt
 import re
 import uuid
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from finance.db import SessionDep
@@ -68,6 +69,20 @@ IfMatch = Annotated[set[int] | None, Depends(if_match_versions)]
 def _tagged(response: Response, transaction: TransactionOut) -> TransactionOut:
     response.headers["ETag"] = etag(transaction.version)
     return transaction
+
+
+class Prebuilt(Response):
+    """JSON of plain data that the service built in the shape of the route's response model.
+
+    FastAPI validates and serializes what an endpoint returns unless it is a `Response`: the
+    read paths build their representations themselves (tests hold them to the models), so
+    they skip that second pass; the route's `response_model` still documents them.
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return pydantic_core.to_json(content)
 
 
 def _decimal(value: str | None, name: str) -> Decimal | None:
@@ -144,7 +159,7 @@ async def list_transactions(
     commodity: Annotated[
         str | None, Query(max_length=24, description="With a posting in this commodity")
     ] = None,
-) -> Page[TransactionOut]:
+) -> Response:
     filters = service.TransactionFilters(
         date_from=date_from,
         date_to=date_to,
@@ -158,7 +173,7 @@ async def list_transactions(
         max_amount=_decimal(max_amount, "max_amount"),
         commodity=commodity,
     )
-    return await service.list_transactions(session, access.ledger_id, filters, page)
+    return Prebuilt(await service.list_transactions(session, access.ledger_id, filters, page))
 
 
 @router.get(
@@ -168,10 +183,10 @@ async def list_transactions(
     summary="One transaction with its postings; the ETag is its version",
 )
 async def get_transaction(
-    transaction_id: uuid.UUID, access: LedgerReader, session: SessionDep, response: Response
-) -> TransactionOut:
+    transaction_id: uuid.UUID, access: LedgerReader, session: SessionDep
+) -> Response:
     found = await service.get_transaction(session, access.ledger_id, transaction_id)
-    return _tagged(response, found)
+    return Prebuilt(found, headers={"ETag": etag(found["version"])})
 
 
 @router.put(

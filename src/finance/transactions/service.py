@@ -24,17 +24,26 @@ Every function only flushes; the caller's session (one per request) commits.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     Date,
+    Dialect,
+    Integer,
+    Select,
+    String,
     Table,
+    TypeDecorator,
     Uuid,
     and_,
+    any_,
     bindparam,
     delete,
     exists,
@@ -44,6 +53,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    type_coerce,
     update,
 )
 from sqlalchemy import cast as sql_cast
@@ -51,16 +61,22 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.sqltypes import NullType
 
 from finance import audit
-from finance.accounts.service import check_account_accepts, descendants_of, get_account
+from finance.accounts.service import (
+    SEPARATOR,
+    check_account_accepts,
+    descendants_of,
+    get_account,
+)
 from finance.bulkwrite import insert_records, new_ids
 from finance.commodities.service import find_commodity, resolve_commodity
 from finance.errors import AppError, NotFound, PreconditionFailed, Unprocessable
 from finance.models import Account, Commodity, Posting, Transaction, TransactionStatus
 from finance.models.base import utcnow
 from finance.money import AmountError, format_minor, from_minor, to_minor
-from finance.schemas import Page, PageParams, cursor_date, cursor_key, cursor_uuid
+from finance.schemas import PageParams, cursor_date, cursor_key, cursor_uuid
 from finance.transactions.balancing import (
     Leg,
     balance,
@@ -70,11 +86,8 @@ from finance.transactions.balancing import (
     weigh,
 )
 from finance.transactions.schemas import (
-    Amount,
     PostingIn,
-    PostingOut,
     RateIn,
-    RateOut,
     TransactionIn,
     TransactionOut,
     TransactionPatch,
@@ -648,12 +661,118 @@ async def create_transaction(
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _rate_out(
-    rate: Decimal | None, commodity_id: uuid.UUID | None, commodities: Mapping[uuid.UUID, Commodity]
-) -> RateOut | None:
+# Ids are UUIDs where a write path has the objects, their text where a read path selected
+# them for showing (`_UuidText`); keys of the commodities' mapping are of the same kind.
+_Id = uuid.UUID | str
+
+
+class _Header(NamedTuple):
+    """A transaction's own fields, in the order of `TransactionOut`."""
+
+    id: _Id
+    date: dt.date
+    payee: str | None
+    narration: str | None
+    tags: list[str]
+    links: list[str]
+    meta: dict[str, Any]
+    status: TransactionStatus
+    external_id: str | None
+    version: int
+    created_by: _Id | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class _Stored(NamedTuple):
+    """What a representation shows of a stored posting."""
+
+    id: _Id
+    account_id: _Id
+    commodity_id: _Id
+    amount: int
+    cost: Decimal | None
+    cost_commodity_id: _Id | None
+    price: Decimal | None
+    price_commodity_id: _Id | None
+    weight: int
+    weight_commodity_id: _Id
+    memo: str | None
+
+
+class _Commodity(Protocol):
+    """A `Commodity`, or a row of its code and precision."""
+
+    code: str
+    precision: int
+
+
+def _rate(
+    rate: Decimal | None,
+    commodity_id: _Id | None,
+    commodities: Mapping[Any, _Commodity],
+) -> dict[str, str] | None:
     if rate is None or commodity_id is None:
         return None
-    return RateOut(amount=f"{rate:f}", commodity=commodities[commodity_id].code)
+    return {"amount": f"{rate:f}", "commodity": commodities[commodity_id].code}
+
+
+def _residual(postings: Iterable[_Stored], commodities: Mapping[Any, _Commodity]) -> dict[str, str]:
+    """Per weight commodity, the exact sum of the postings' weights where it is not zero.
+
+    A posting without a cost or price weighs its own units: those add up as integers of minor
+    units; only the others (units x rate) are summed as exact decimals.
+    """
+    units_only: dict[_Id, int] = {}
+    weights: list[tuple[_Commodity, Decimal]] = []
+    for posting in postings:
+        rate = posting.cost if posting.cost is not None else posting.price
+        commodity_id = posting.commodity_id
+        if rate is None and posting.weight_commodity_id == commodity_id:
+            units_only[commodity_id] = units_only.get(commodity_id, 0) + posting.amount
+        else:
+            units = from_minor(posting.amount, commodities[commodity_id].precision)
+            weights.append((commodities[posting.weight_commodity_id], weigh(units, rate)))
+    if not weights and not any(units_only.values()):
+        return {}
+    for commodity_id, total in units_only.items():
+        commodity = commodities[commodity_id]
+        weights.append((commodity, from_minor(total, commodity.precision)))
+    precisions = {commodity.code: commodity.precision for commodity, _ in weights}
+    totals = sum_by_commodity((commodity.code, weight) for commodity, weight in weights)
+    return {
+        code: show(total, precisions[code]) for code, total in sorted(totals.items()) if total != 0
+    }
+
+
+def _representation(
+    header: _Header, postings: Sequence[_Stored], commodities: Mapping[Any, _Commodity]
+) -> dict[str, Any]:
+    """`TransactionOut` as plain data, ready for JSON; the residual is recomputed exactly
+    from the stored postings."""
+    outs = []
+    for posting in postings:
+        units = commodities[posting.commodity_id]
+        weight = commodities[posting.weight_commodity_id]
+        outs.append(
+            {
+                "id": posting.id,
+                "account_id": posting.account_id,
+                "amount": format_minor(posting.amount, units.precision),
+                "commodity": units.code,
+                "cost": _rate(posting.cost, posting.cost_commodity_id, commodities),
+                "price": _rate(posting.price, posting.price_commodity_id, commodities),
+                "weight": {
+                    "amount": format_minor(posting.weight, weight.precision),
+                    "commodity": weight.code,
+                },
+                "memo": posting.memo,
+            }
+        )
+    out = header._asdict()
+    out["postings"] = outs
+    out["residual"] = _residual(postings, commodities)
+    return out
 
 
 def _out(
@@ -661,52 +780,12 @@ def _out(
     postings: Sequence[Posting],
     commodities: Mapping[uuid.UUID, Commodity],
 ) -> TransactionOut:
-    """The API representation; the residual is recomputed exactly from the stored postings."""
-    outs: list[PostingOut] = []
-    weights: list[tuple[str, Decimal]] = []
-    precisions: dict[str, int] = {}
-    for posting in postings:
-        units = commodities[posting.commodity_id]
-        weight = commodities[posting.weight_commodity_id]
-        rate = posting.cost if posting.cost is not None else posting.price
-        weights.append((weight.code, weigh(from_minor(posting.amount, units.precision), rate)))
-        precisions[weight.code] = weight.precision
-        outs.append(
-            PostingOut(
-                id=posting.id,
-                account_id=posting.account_id,
-                amount=format_minor(posting.amount, units.precision),
-                commodity=units.code,
-                cost=_rate_out(posting.cost, posting.cost_commodity_id, commodities),
-                price=_rate_out(posting.price, posting.price_commodity_id, commodities),
-                weight=Amount(
-                    amount=format_minor(posting.weight, weight.precision), commodity=weight.code
-                ),
-                memo=posting.memo,
-            )
-        )
-    residual = {
-        code: show(total, precisions[code])
-        for code, total in sorted(sum_by_commodity(weights).items())
-        if total != 0
-    }
-    return TransactionOut(
-        id=transaction.id,
-        date=transaction.date,
-        payee=transaction.payee,
-        narration=transaction.narration,
-        tags=list(transaction.tags),
-        links=list(transaction.links),
-        meta=dict(transaction.meta),
-        status=transaction.status,
-        external_id=transaction.external_id,
-        version=transaction.version,
-        created_by=transaction.created_by,
-        created_at=transaction.created_at,
-        updated_at=transaction.updated_at,
-        postings=outs,
-        residual=residual,
-    )
+    """The API representation, as a model (what the write paths answer and audit)."""
+    header = _Header(*(getattr(transaction, name) for name in _Header._fields))
+    stored = [
+        _Stored(*(getattr(posting, name) for name in _Stored._fields)) for posting in postings
+    ]
+    return TransactionOut.model_validate(_representation(header, stored, commodities))
 
 
 def _commodity_ids(posting: Posting) -> list[uuid.UUID]:
@@ -728,7 +807,7 @@ async def _outs(
     transactions: Sequence[Transaction],
     lookups: Lookups | None = None,
 ) -> list[tuple[TransactionOut, list[Posting]]]:
-    """Representations of a page of transactions (and their postings): postings in one
+    """Representations of transactions about to change (and their postings): postings in one
     query, their commodities (those `lookups` does not know yet) in another."""
     if not transactions:
         return []
@@ -755,18 +834,171 @@ async def _outs(
     ]
 
 
+# The read paths select rows, not objects (transactions with their postings in one statement,
+# then the postings' commodities), and answer plain data that the router sends as JSON
+# without validating it again: `TransactionOut` is what it documents, and what tests hold
+# it to.
+T = TRANSACTIONS.c
+P = POSTINGS.c
+ACCOUNTS = cast(Table, Account.__table__)
+COMMODITIES = cast(Table, Commodity.__table__)
+
+
+class _UuidText(TypeDecorator[str]):
+    """A UUID column read as its canonical text, all that a representation needs of it.
+
+    `Uuid(as_uuid=False)` would make a `uuid.UUID` of SQLite's 32 hex digits to print it;
+    here the dashes are inserted. (JSON would print a `uuid.UUID` itself, but not asyncpg's
+    subclass without a slow look at its type.)
+    """
+
+    impl = Uuid
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(as_uuid=False)
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], str | None] | None:
+        if dialect.supports_native_uuid:
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | None) -> str | None:
+            if value is None:
+                return None
+            # `Uuid` keeps the 32 hex digits (`UUID.hex`) where there is no native type.
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+
+        return process
+
+
+def _shown(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A column as the read paths select it: a UUID as its text."""
+    if isinstance(column.type, Uuid):
+        return type_coerce(column, _UuidText()).label(column.key)
+    return column
+
+
+# What a page is made of: the keys of its transactions, in the listing's order.
+_KEYS = select(T.id, T.date)
+_SHOWN_HEADER = [_shown(T[name]) for name in _Header._fields]
+# The transaction's columns come again on the row of each of its postings: they are read as
+# the driver gives them, and converted once per transaction (`_header`).
+_RAW_HEADER: list[ColumnElement[Any]] = [
+    type_coerce(T[name], NullType()) for name in _Header._fields
+]
+_STORED_COLUMNS = [_shown(P[name]) for name in _Stored._fields]
+_COMMODITIES = select(_shown(COMMODITIES.c.id), COMMODITIES.c.code, COMMODITIES.c.precision).where(
+    COMMODITIES.c.ledger_id == bindparam("ledger_id"),
+    COMMODITIES.c.id.in_(bindparam("ids", expanding=True, type_=_UuidText())),
+)
+
+
+def _with_postings(keys: Select[Any]) -> Select[Any]:
+    """A row per posting of each transaction whose `_KEYS` the query `keys` selects, in the
+    order it gives (its LIMIT counts transactions), postings by position: the transaction's
+    columns (raw, see `_header`), then the posting's (a `_Stored`). Parameter: `ledger_id`.
+
+    The keys are found on the index of transactions by date alone; only the transactions of
+    the page are read in full.
+    """
+    page = keys.subquery("page")
+    ledger_id = bindparam("ledger_id", type_=Uuid())
+    return (
+        select(*_RAW_HEADER, *_STORED_COLUMNS)
+        .select_from(page)
+        .join(TRANSACTIONS, and_(T.ledger_id == ledger_id, T.id == page.c.id))
+        .outerjoin(POSTINGS, and_(P.ledger_id == ledger_id, P.transaction_id == page.c.id))
+        .order_by(page.c.date.desc(), page.c.id.desc(), P.position)
+    )
+
+
+_EMPTY_JSON: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict}
+
+
+def _unless_empty(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON column's conversion that does not parse an empty list or object: most
+    transactions have no tags, links or meta."""
+
+    def convert(value: Any) -> Any:
+        empty = _EMPTY_JSON.get(value) if isinstance(value, str) else None
+        return empty() if empty is not None else process(value)
+
+    return convert
+
+
+@functools.cache
+def _header_processors(dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
+    """What SQLAlchemy would do to the columns of a `_Header` on this dialect: (index,
+    conversion) for each column that has one."""
+    processors = []
+    for index, column in enumerate(_SHOWN_HEADER):
+        process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if process is not None:
+            processors.append(
+                (index, _unless_empty(process) if isinstance(column.type, JSON) else process)
+            )
+    return processors
+
+
+def _header(dialect: Dialect, raw: Sequence[Any]) -> _Header:
+    values = list(raw)
+    for index, process in _header_processors(dialect):
+        values[index] = process(values[index])
+    return _Header._make(values)
+
+
+async def _representations(
+    session: AsyncSession, ledger_id: uuid.UUID, rows: Iterable[Sequence[Any]]
+) -> list[tuple[_Header, dict[str, Any]]]:
+    """Each transaction of rows of `_with_postings`, in their order, with its representation;
+    the postings' commodities are read in one query."""
+    dialect = session.get_bind().dialect
+    found: list[tuple[_Header, list[_Stored]]] = []
+    commodity_ids: set[_Id] = set()
+    width = len(_Header._fields)
+    last_id = None
+    for row in rows:
+        if row[0] != last_id:
+            last_id = row[0]
+            found.append((_header(dialect, row[:width]), []))
+        if row[width] is None:  # a transaction without postings: none was ever written
+            continue
+        posting = _Stored._make(row[width:])
+        found[-1][1].append(posting)
+        commodity_ids.add(posting.commodity_id)
+        commodity_ids.add(posting.weight_commodity_id)
+        if posting.cost_commodity_id is not None:
+            commodity_ids.add(posting.cost_commodity_id)
+        if posting.price_commodity_id is not None:
+            commodity_ids.add(posting.price_commodity_id)
+    commodities: dict[_Id, _Commodity] = {}
+    if commodity_ids:
+        commodities = {
+            row.id: row
+            for row in await session.execute(
+                _COMMODITIES, {"ledger_id": ledger_id, "ids": list(commodity_ids)}
+            )
+        }
+    return [(header, _representation(header, postings, commodities)) for header, postings in found]
+
+
+_ONE = _with_postings(
+    _KEYS.where(T.ledger_id == bindparam("ledger_id"), T.id == bindparam("transaction_id"))
+)
+
+
 async def get_transaction(
     session: AsyncSession, ledger_id: uuid.UUID, transaction_id: uuid.UUID
-) -> TransactionOut:
-    """The transaction with its postings, or 404 (also for another ledger's)."""
-    transaction = await session.scalar(
-        select(Transaction).where(
-            Transaction.ledger_id == ledger_id, Transaction.id == transaction_id
-        )
-    )
-    if transaction is None:
+) -> dict[str, Any]:
+    """The transaction with its postings (`TransactionOut` as plain data), or 404 (also for
+    another ledger's)."""
+    rows = await session.execute(_ONE, {"ledger_id": ledger_id, "transaction_id": transaction_id})
+    found = await _representations(session, ledger_id, rows)
+    if not found:
         raise NotFound("No such transaction")
-    return (await _outs(session, ledger_id, [transaction]))[0][0]
+    return found[0][1]
 
 
 # --- listing ---------------------------------------------------------------------------------
@@ -801,11 +1033,84 @@ def subtree(account: Account, include_descendants: bool = True) -> ColumnElement
     return or_(Account.id == account.id, descendants_of(account.name))
 
 
-def _has_tag(dialect: str, tag: str) -> ColumnElement[bool]:
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern's literal part, escaped with "/" as SQLAlchemy's
+    `autoescape` does (which takes no bound parameter)."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _contains(column: ColumnElement[str | None], parameter: str) -> ColumnElement[bool]:
+    """`column` contains the text of `parameter` (escaped by `_like`), in any case."""
+    return column.icontains(bindparam(parameter, type_=String()), escape="/")
+
+
+def _in_subtree(dialect: str, descendants: bool) -> ColumnElement[bool]:
+    """A condition on a posting: on the account `account_id` or, with `descendants`, on one
+    below it. The account is given by its id alone: its name is read in the same statement.
+    An account the ledger does not have matches nothing.
+    """
+    account_id = bindparam("account_id", type_=Uuid())
+    if not descendants:
+        return P.account_id == account_id
+    a = ACCOUNTS.c
+    ledger_id = bindparam("ledger_id", type_=Uuid())
+    name = select(a.name).where(a.ledger_id == ledger_id, a.id == account_id).scalar_subquery()
+    # As `descendants_of`, with the prefix computed by the database.
+    below = func.substr(a.name, 1, func.length(name) + 1) == name + SEPARATOR
+    ids = select(a.id).where(a.ledger_id == ledger_id, or_(a.id == account_id, below))
     if dialect == "postgresql":
-        return sql_cast(Transaction.tags, JSONB).contains([tag])
-    value = func.json_each(Transaction.tags).table_valued("value")
+        # PostgreSQL joins an IN (subquery) to the accounts' key for every posting it checks
+        # (twice the work of the whole listing); an array of the ids is built once.
+        return P.account_id == any_(func.array(ids.scalar_subquery()))
+    return P.account_id.in_(ids)
+
+
+def _has_tag(dialect: str) -> ColumnElement[bool]:
+    tag = bindparam("tag", type_=String())
+    if dialect == "postgresql":
+        return sql_cast(T.tags, JSONB).contains(func.jsonb_build_array(tag))
+    value = func.json_each(T.tags).table_valued("value")
     return exists(select(literal(1)).select_from(value).where(value.c.value == tag))
+
+
+@functools.lru_cache(maxsize=256)
+def _listing(dialect: str, given: frozenset[str], descendants: bool) -> Select[Any]:
+    """The listing's statement (see `_with_postings`) for the parameters `given` (see
+    `_parameters`): built once per combination of filters, then only executed."""
+    conditions: list[ColumnElement[bool]] = [T.ledger_id == bindparam("ledger_id")]
+    if "date_from" in given:
+        conditions.append(T.date >= bindparam("date_from"))
+    if "date_to" in given:
+        conditions.append(T.date <= bindparam("date_to"))
+    if "payee" in given:
+        conditions.append(_contains(T.payee, "payee"))
+    if "status" in given:
+        conditions.append(T.status == bindparam("status"))
+    if "tag" in given:
+        conditions.append(_has_tag(dialect))
+    if "q" in given:
+        in_memo = exists().where(
+            P.ledger_id == T.ledger_id, P.transaction_id == T.id, _contains(P.memo, "q")
+        )
+        conditions.append(or_(_contains(T.payee, "q"), _contains(T.narration, "q"), in_memo))
+    on_posting: list[ColumnElement[bool]] = []
+    if "account_id" in given:
+        on_posting.append(_in_subtree(dialect, descendants))
+    if "commodity_id" in given:
+        on_posting.append(P.commodity_id == bindparam("commodity_id"))
+    if "min_amount" in given:
+        on_posting.append(func.abs(P.amount) >= bindparam("min_amount", type_=BigInteger()))
+    if "max_amount" in given:
+        on_posting.append(func.abs(P.amount) <= bindparam("max_amount", type_=BigInteger()))
+    if on_posting:
+        conditions.append(
+            exists().where(P.ledger_id == T.ledger_id, P.transaction_id == T.id, *on_posting)
+        )
+    if "after_date" in given:
+        after = tuple_(bindparam("after_date", type_=Date()), bindparam("after_id", type_=Uuid()))
+        conditions.append(tuple_(T.date, T.id) < after)
+    keys = _KEYS.where(*conditions).order_by(T.date.desc(), T.id.desc())
+    return _with_postings(keys.limit(bindparam("limit", type_=Integer())))
 
 
 def _amount_bound(value: Decimal, precision: int, name: str) -> int:
@@ -817,92 +1122,80 @@ def _amount_bound(value: Decimal, precision: int, name: str) -> int:
         raise Unprocessable(str(exc)) from exc
 
 
-async def _conditions(
-    session: AsyncSession, ledger_id: uuid.UUID, filters: TransactionFilters
-) -> list[ColumnElement[bool]] | None:
-    """The WHERE clauses of the filters; None when nothing can match (an unused commodity)."""
+async def _parameters(
+    session: AsyncSession, ledger_id: uuid.UUID, filters: TransactionFilters, page: PageParams
+) -> dict[str, Any] | None:
+    """The values of the listing's parameters: which are given decides the statement (see
+    `_listing`). None when nothing can match (an unused commodity); 422 for what cannot be
+    compared. An unknown account is not checked here: it matches nothing.
+    """
     f = filters
-    conditions: list[ColumnElement[bool]] = [Transaction.ledger_id == ledger_id]
-    if f.date_from is not None:
-        conditions.append(Transaction.date >= f.date_from)
-    if f.date_to is not None:
-        conditions.append(Transaction.date <= f.date_to)
-    if f.payee:
-        conditions.append(Transaction.payee.icontains(f.payee, autoescape=True))
-    if f.status is not None:
-        conditions.append(Transaction.status == f.status)
+    given: dict[str, Any] = {"ledger_id": ledger_id, "limit": page.limit + 1}
+    for name, value in (
+        ("date_from", f.date_from),
+        ("date_to", f.date_to),
+        ("status", f.status),
+        ("account_id", f.account_id),
+    ):
+        if value is not None:
+            given[name] = value
+    for name, text in (("payee", f.payee), ("q", f.q)):
+        if text:
+            given[name] = _like(text)
     if f.tag:
-        conditions.append(_has_tag(session.get_bind().dialect.name, f.tag))
-    if f.q:
-        conditions.append(
-            or_(
-                Transaction.payee.icontains(f.q, autoescape=True),
-                Transaction.narration.icontains(f.q, autoescape=True),
-                exists().where(
-                    Posting.ledger_id == Transaction.ledger_id,
-                    Posting.transaction_id == Transaction.id,
-                    Posting.memo.icontains(f.q, autoescape=True),
-                ),
-            )
-        )
-    on_posting: list[ColumnElement[bool]] = []
-    if f.account_id is not None:
-        account = await get_account(session, ledger_id, f.account_id)
-        on_posting.append(
-            Posting.account_id.in_(
-                select(Account.id).where(
-                    Account.ledger_id == ledger_id, subtree(account, f.include_descendants)
-                )
-            )
-        )
+        given["tag"] = f.tag
     if (f.min_amount is not None or f.max_amount is not None) and f.commodity is None:
         raise Unprocessable("min_amount and max_amount need commodity (the amounts' commodity)")
     if f.commodity is not None:
         commodity = await find_commodity(session, ledger_id, f.commodity)
         if commodity is None:
             return None
-        on_posting.append(Posting.commodity_id == commodity.id)
+        given["commodity_id"] = commodity.id
         if f.min_amount is not None:
-            low = _amount_bound(f.min_amount, commodity.precision, "min_amount")
-            on_posting.append(func.abs(Posting.amount) >= low)
+            given["min_amount"] = _amount_bound(f.min_amount, commodity.precision, "min_amount")
         if f.max_amount is not None:
-            high = _amount_bound(f.max_amount, commodity.precision, "max_amount")
-            on_posting.append(func.abs(Posting.amount) <= high)
-    if on_posting:
-        conditions.append(
-            exists().where(
-                Posting.ledger_id == Transaction.ledger_id,
-                Posting.transaction_id == Transaction.id,
-                *on_posting,
-            )
-        )
-    return conditions
+            given["max_amount"] = _amount_bound(f.max_amount, commodity.precision, "max_amount")
+    if page.cursor is not None:
+        given["after_date"], given["after_id"] = cursor_key(page.cursor, cursor_date, cursor_uuid)
+    return given
+
+
+async def _check_account(
+    session: AsyncSession, ledger_id: uuid.UUID, account_id: uuid.UUID | None
+) -> None:
+    """404 for an `account_id` filter that names no account of the ledger."""
+    if account_id is not None:
+        await get_account(session, ledger_id, account_id)
 
 
 async def list_transactions(
     session: AsyncSession, ledger_id: uuid.UUID, filters: TransactionFilters, page: PageParams
-) -> Page[TransactionOut]:
-    """Newest first (date, then id, descending), a keyset page at a time, with postings."""
-    conditions = await _conditions(session, ledger_id, filters)
-    if conditions is None:
-        return Page(items=[], next_cursor=None)
-    query = select(Transaction).where(*conditions)
-    if page.cursor is not None:
-        day, identifier = cursor_key(page.cursor, cursor_date, cursor_uuid)
-        query = query.where(
-            tuple_(Transaction.date, Transaction.id)
-            < tuple_(literal(day, Date()), literal(identifier, Uuid()))
-        )
-    query = query.order_by(Transaction.date.desc(), Transaction.id.desc()).limit(page.limit + 1)
-    found = list((await session.scalars(query)).all())
-    last = found[page.limit - 1] if len(found) > page.limit else None
-    items = [out for out, _ in await _outs(session, ledger_id, found[: page.limit])]
-    return Page(
-        items=items,
-        next_cursor=page.next_cursor(
+) -> dict[str, Any]:
+    """Newest first (date, then id, descending), a keyset page at a time, with postings:
+    `Page[TransactionOut]` as plain data, from two statements (see `_with_postings`).
+
+    An unknown `account_id` is 404, before any other problem with the request; it is looked
+    up only when the answer would otherwise be empty or a 422.
+    """
+    try:
+        given = await _parameters(session, ledger_id, filters, page)
+    except Unprocessable:
+        await _check_account(session, ledger_id, filters.account_id)
+        raise
+    found: list[tuple[_Header, dict[str, Any]]] = []
+    if given is not None:
+        dialect = session.get_bind().dialect.name
+        statement = _listing(dialect, frozenset(given), filters.include_descendants)
+        found = await _representations(session, ledger_id, await session.execute(statement, given))
+    if not found:
+        await _check_account(session, ledger_id, filters.account_id)
+    last = found[page.limit - 1][0] if len(found) > page.limit else None
+    return {
+        "items": [out for _, out in found[: page.limit]],
+        "next_cursor": page.next_cursor(
             [last.date.isoformat(), str(last.id)] if last is not None else None
         ),
-    )
+    }
 
 
 # --- updating and deleting -------------------------------------------------------------------
