@@ -7,6 +7,7 @@ import uuid
 import httpx
 
 from finance.schemas import encode_cursor
+from tests.books import open_books
 from tests.conftest import UserFactory
 from tests.test_ledgers import add_member, create_ledger
 
@@ -123,3 +124,36 @@ async def test_bad_parameters_and_strangers(
         assert response.headers["content-type"] == "application/problem+json"
     assert (await client.get(path, headers=stranger.headers)).status_code == 404
     assert (await client.get(path)).status_code == 401
+
+
+async def test_a_transactions_entries_hold_its_api_representation(
+    client: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    """What the audit log keeps of a created, updated and deleted transaction is exactly
+    what the API answered (and answers on GET), timestamps and all."""
+    owner = await make_user()
+    books = await open_books(client, owner, "Assets:Cash", "Expenses:Food")
+    created = await books.create(
+        "2024-03-01",
+        ("Expenses:Food", "12.34", "USD"),
+        ("Assets:Cash", None, None),
+        payee="Market",
+        tags=["weekly"],
+    )
+    url = f"{books.url}/transactions/{created['id']}"
+    fetched = (await client.get(url, headers=owner.headers)).json()
+    assert fetched == created
+    patched = await client.patch(url, json={"payee": "Grocer"}, headers=owner.headers)
+    assert patched.status_code == 200, patched.text
+    assert (await client.delete(url, headers=owner.headers)).status_code == 204
+    entries = (
+        await client.get(
+            f"{books.url}/audit",
+            params={"object_type": "transaction", "object_id": created["id"]},
+            headers=owner.headers,
+        )
+    ).json()["items"]
+    deleted, updated, made = entries
+    assert (made["action"], made["before"], made["after"]) == ("create", None, created)
+    assert (updated["before"], updated["after"]) == (created, patched.json())
+    assert (deleted["before"], deleted["after"]) == (patched.json(), None)

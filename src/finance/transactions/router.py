@@ -102,15 +102,14 @@ def _decimal(value: str | None, name: str) -> Decimal | None:
     summary="Record a balanced transaction",
 )
 async def create_transaction(
-    body: TransactionIn,
-    access: LedgerWriter,
-    session: SessionDep,
-    request: Request,
-    response: Response,
-) -> TransactionOut:
+    body: TransactionIn, access: LedgerWriter, session: SessionDep, request: Request
+) -> Response:
     created = await service.create_transaction(session, access.ledger_id, access.user.id, body)
-    response.headers["Location"] = created_location(request, created.id)
-    return _tagged(response, created)
+    headers = {
+        "ETag": etag(created["version"]),
+        "Location": created_location(request, created["id"]),
+    }
+    return Prebuilt(created, status_code=status.HTTP_201_CREATED, headers=headers)
 
 
 @router.get(

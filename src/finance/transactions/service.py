@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol, cast
 
+import pydantic_core
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -634,16 +635,17 @@ async def create_transaction(
     user_id: uuid.UUID | None,
     data: TransactionIn,
     lookups: Lookups | None = None,
-) -> TransactionOut:
-    """Prepare, insert and audit one transaction: the API's POST."""
+) -> dict[str, Any]:
+    """Prepare, insert and audit one transaction: the API's POST. Answers `TransactionOut` as
+    plain data (as the read paths do), made from the rows just written, not from ORM objects."""
     lookups = lookups or Lookups(ledger_id, user_id)
     prepared = await prepare_transaction(session, ledger_id, data, lookups)
     transaction, postings = _new_rows(ledger_id, user_id, prepared)
     await _insert(session, TRANSACTIONS, [transaction])
     await _insert(session, POSTINGS, postings)
-    created = _out(
-        Transaction(**transaction),
-        [Posting(**row) for row in postings],
+    created = _representation(
+        _Header(*(transaction[name] for name in _Header._fields)),
+        [_Stored(*(row[name] for name in _Stored._fields)) for row in postings],
         lookups.commodities_by_id,
     )
     await audit.record(
@@ -652,8 +654,8 @@ async def create_transaction(
         user_id=user_id,
         action="create",
         object_type=OBJECT_TYPE,
-        object_id=created.id,
-        after=created.model_dump(mode="json"),
+        object_id=transaction["id"],
+        after=pydantic_core.to_jsonable_python(created),
     )
     return created
 
