@@ -79,7 +79,11 @@ def from_minor(minor: int, precision: int) -> Decimal:
 
 
 def format_minor(minor: int, precision: int) -> str:
-    return format_decimal(from_minor(minor, precision), precision)
+    """1234 at precision 2 -> "12.34", always with `precision` decimals; integers only."""
+    if precision == 0:
+        return str(minor)
+    digits = str(-minor if minor < 0 else minor).zfill(precision + 1)
+    return f"{'-' if minor < 0 else ''}{digits[:-precision]}.{digits[-precision:]}"
 
 
 def format_decimal(value: Decimal, places: int | None = None) -> str:
