@@ -13,7 +13,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Select, and_, case, cast, func, select, true
@@ -27,6 +26,7 @@ from finance.models import Account, AccountType, Commodity, Ledger, Posting, Tra
 from finance.money import format_minor
 from finance.reports import trees
 from finance.reports.periods import LAST_DAY, ONE_DAY, Interval, Period, bucket, split
+from finance.reports.rows import fetch, raw
 from finance.reports.schemas import (
     BalanceNode,
     BalanceSection,
@@ -53,7 +53,7 @@ from finance.reports.schemas import (
     TrialBalanceLine,
     Valuation,
 )
-from finance.reports.trees import Amounts, add, negate, total
+from finance.reports.trees import EMPTY, Amounts, add, negate, total
 from finance.reports.valuation import Converter, price_books
 
 ASSET, LIABILITY, EQUITY = AccountType.ASSET, AccountType.LIABILITY, AccountType.EQUITY
@@ -66,7 +66,8 @@ EARNINGS = "Equity:Earnings (current)"
 CONVERSIONS = "Equity:Conversions (implied)"
 
 FIRST_DAY = dt.date(1, 1, 2)  # leaves room for "the day before" a report's start
-SHARE_PLACES = Decimal("0.0001")
+SHARE_PLACES = 4
+SHARE_SCALE = 10**SHARE_PLACES
 
 
 @dataclass(frozen=True)
@@ -84,64 +85,85 @@ class ReportFilters:
         return Filters(account=self.account, tag=self.tag, payee=self.payee)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AccountInfo:
+    """An account of the books: one object per account, so it keys dicts by identity."""
+
+    id: uuid.UUID
     name: str
     type: AccountType
 
 
 @dataclass(frozen=True)
 class Books:
-    """What a report needs to know of the ledger besides its postings (a few small tables)."""
+    """What a report needs to know of the ledger besides its postings (a few small tables).
+
+    Accounts and commodity codes are found by their ids as the driver returns them
+    (`rows.raw`), the form in which the report queries' rows carry them.
+    """
 
     ledger_id: uuid.UUID
     base_currency: str
     dialect: str
-    accounts: dict[uuid.UUID, AccountInfo]
-    codes: dict[uuid.UUID, str]
+    accounts: dict[Any, AccountInfo]
+    codes: dict[Any, str]
+    commodity_ids: dict[str, uuid.UUID]
     precisions: dict[str, int]
 
-    def ids(self, filters: ReportFilters, types: Collection[AccountType]) -> set[uuid.UUID]:
-        return {
-            account_id
-            for account_id, info in self.accounts.items()
+    def covered(self, filters: ReportFilters, types: Collection[AccountType]) -> list[AccountInfo]:
+        return [
+            info
+            for info in self.accounts.values()
             if info.type in types and filters.covers(info.name)
-        }
+        ]
 
     @property
     def names(self) -> set[str]:
         return {info.name for info in self.accounts.values()}
 
     def format(self, amounts: Mapping[str, int]) -> dict[str, str]:
-        return {
-            code: format_minor(minor, self.precisions[code])
-            for code, minor in sorted(amounts.items())
-            if minor != 0
-        }
+        """Decimal strings by code, in code order, zeros left out."""
+        return self.formats((amounts,))[0]
+
+    def formats(self, columns: Iterable[Mapping[str, int]]) -> list[dict[str, str]]:
+        """`format` of each, in one loop: a report formats thousands of cells."""
+        precisions = self.precisions
+        formatted: list[dict[str, str]] = []
+        for amounts in columns:
+            cell: dict[str, str] = {}
+            for code, minor in sorted(amounts.items()) if len(amounts) > 1 else amounts.items():
+                if minor:
+                    cell[code] = format_minor(minor, precisions[code])
+            formatted.append(cell)
+        return formatted
 
 
 async def load_books(session: AsyncSession, ledger: Ledger) -> Books:
-    accounts = await session.execute(
-        select(Account.id, Account.name, Account.type).where(Account.ledger_id == ledger.id)
+    accounts = await fetch(
+        session,
+        select(raw(Account.id), Account.id, Account.name, Account.type).where(
+            Account.ledger_id == ledger.id
+        ),
     )
-    commodities = await session.execute(
-        select(Commodity.id, Commodity.code, Commodity.precision).where(
+    commodities = await fetch(
+        session,
+        select(raw(Commodity.id), Commodity.id, Commodity.code, Commodity.precision).where(
             Commodity.ledger_id == ledger.id
-        )
+        ),
     )
-    codes: dict[uuid.UUID, str] = {}
-    precisions: dict[str, int] = {}
-    for commodity_id, code, precision in commodities:
-        codes[commodity_id] = code
-        precisions[code] = precision
     return Books(
         ledger_id=ledger.id,
         base_currency=ledger.base_currency,
         dialect=session.get_bind().dialect.name,
-        accounts={row.id: AccountInfo(row.name, row.type) for row in accounts},
-        codes=codes,
-        precisions=precisions,
+        accounts={key: AccountInfo(id, name, kind) for key, id, name, kind in accounts},
+        codes={key: code for key, _, code, _ in commodities},
+        commodity_ids={code: id for _, id, code, _ in commodities},
+        precisions={code: precision for _, _, code, precision in commodities},
     )
+
+
+def _ids(accounts: Iterable[AccountInfo]) -> list[uuid.UUID]:
+    return sorted(account.id for account in accounts)
 
 
 def check_dates(*days: dt.date) -> None:
@@ -177,10 +199,10 @@ def _postings(
     filters: ReportFilters,
     columns: Sequence[Any],
     *,
-    account_ids: Collection[uuid.UUID] | None,
+    account_ids: Sequence[uuid.UUID] | None,
     since: dt.date | None = None,
     until: dt.date | None = None,
-    uppers: Sequence[dt.date] | None = None,
+    uppers: tuple[dt.date, ...] | None = None,
     where: Iterable[ColumnElement[bool]] = (),
     join_transactions: bool = False,
     tags: FromClause | None = None,
@@ -196,7 +218,7 @@ def _postings(
         selected.append(bucket(Posting.date, uppers).label("bucket"))
     conditions: list[ColumnElement[bool]] = [Posting.ledger_id == books.ledger_id, *where]
     if account_ids is not None:
-        conditions.append(Posting.account_id.in_(sorted(account_ids)))
+        conditions.append(Posting.account_id.in_(account_ids))
     if since is not None:
         conditions.append(Posting.date >= since)
     if until is not None:
@@ -224,28 +246,22 @@ def _postings(
     return statement.where(*conditions)
 
 
-async def _rows(
-    session: AsyncSession, statement: Select[*tuple[Any, ...]]
-) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in await session.execute(statement)]
-
-
 async def _account_sums(
     session: AsyncSession,
     books: Books,
     filters: ReportFilters,
-    account_ids: Collection[uuid.UUID] | None,
+    accounts: Iterable[AccountInfo] | None,
     *,
     since: dt.date | None = None,
     until: dt.date | None = None,
-    uppers: Sequence[dt.date] | None = None,
-) -> dict[uuid.UUID, dict[int, Amounts]]:
-    """Units per account, commodity and bucket (bucket 0 without `uppers`)."""
+    uppers: tuple[dt.date, ...] | None = None,
+) -> dict[AccountInfo, dict[int, Amounts]]:
+    """Units per account, bucket and commodity (bucket 0 without `uppers`)."""
     rows = _postings(
         books,
         filters,
-        [Posting.account_id, Posting.commodity_id, Posting.amount],
-        account_ids=account_ids,
+        [raw(Posting.account_id), raw(Posting.commodity_id), Posting.amount],
+        account_ids=_ids(accounts) if accounts is not None else None,
         since=since,
         until=until,
         uppers=uppers,
@@ -253,10 +269,13 @@ async def _account_sums(
     keys = [rows.c.account_id, rows.c.commodity_id]
     if uppers is not None:
         keys.append(rows.c.bucket)
-    result: dict[uuid.UUID, dict[int, Amounts]] = defaultdict(lambda: defaultdict(dict))
-    for row in await _rows(session, select(*keys, func.sum(rows.c.amount)).group_by(*keys)):
-        index = int(row[2]) if uppers is not None else 0
-        result[row[0]][index][books.codes[row[1]]] = int(row[-1])
+    statement = select(*keys, func.sum(rows.c.amount)).group_by(*keys)
+    result: dict[AccountInfo, dict[int, Amounts]] = {}
+    by_key, codes = books.accounts, books.codes
+    for row in await fetch(session, statement):
+        per_bucket = result.setdefault(by_key[row[0]], {})
+        index = row[2] if uppers is not None else 0
+        per_bucket.setdefault(index, {})[codes[row[1]]] = int(row[-1])
     return result
 
 
@@ -321,17 +340,20 @@ def _periods_out(periods: Sequence[Period]) -> list[PeriodOut]:
 
 
 def _balance_nodes(books: Books, roots: Sequence[trees.Node]) -> list[BalanceNode]:
-    return [
-        BalanceNode(
-            account=node.account,
-            depth=node.depth,
-            implied=node.implied,
-            balance=books.format(node.balance[0]),
-            total=books.format(node.total[0]),
-            children=_balance_nodes(books, node.children),
+    nodes: list[BalanceNode] = []
+    for node in roots:
+        balance = books.format(node.balance[0])
+        nodes.append(
+            BalanceNode(
+                account=node.account,
+                depth=node.depth,
+                implied=node.implied,
+                balance=balance,
+                total=balance if node.total is node.balance else books.format(node.total[0]),
+                children=_balance_nodes(books, node.children),
+            )
         )
-        for node in roots
-    ]
+    return nodes
 
 
 def _balance_section(
@@ -347,9 +369,9 @@ async def _cost_bases(
     session: AsyncSession,
     books: Books,
     filters: ReportFilters,
-    held: Collection[tuple[uuid.UUID, str]],
+    held: Collection[tuple[AccountInfo, str]],
     as_of: dt.date,
-) -> dict[tuple[uuid.UUID, str], tuple[str, int]]:
+) -> dict[tuple[AccountInfo, str], tuple[str, int]]:
     """(account, commodity) -> (cost commodity, sum of weights), for holdings booked at cost.
 
     A holding whose postings do not all carry a cost in one commodity (a deposit without cost,
@@ -357,32 +379,32 @@ async def _cost_bases(
     """
     if not held:
         return {}
-    ids_by_code = {code: commodity_id for commodity_id, code in books.codes.items()}
+    commodity_ids = sorted({books.commodity_ids[code] for _, code in held})
     rows = _postings(
         books,
         filters,
         [
-            Posting.account_id,
-            Posting.commodity_id,
-            Posting.cost_commodity_id,
-            Posting.weight_commodity_id,
+            raw(Posting.account_id),
+            raw(Posting.commodity_id),
+            raw(Posting.cost_commodity_id),
+            raw(Posting.weight_commodity_id),
             Posting.weight,
         ],
-        account_ids={account_id for account_id, _ in held},
+        account_ids=_ids({account for account, _ in held}),
         until=as_of,
-        where=[Posting.commodity_id.in_(sorted({ids_by_code[code] for _, code in held}))],
+        where=[Posting.commodity_id.in_(commodity_ids)],
     ).subquery()
     keys = [rows.c.account_id, rows.c.commodity_id, rows.c.cost_commodity_id]
     keys.append(rows.c.weight_commodity_id)
-    parts: dict[tuple[uuid.UUID, str], list[tuple[str | None, str, int]]] = defaultdict(list)
-    for account_id, commodity_id, cost_id, weight_id, weight in await _rows(
+    parts: dict[tuple[AccountInfo, str], list[tuple[str | None, str, int]]] = defaultdict(list)
+    for account_id, commodity_id, cost_id, weight_id, weight in await fetch(
         session, select(*keys, func.sum(rows.c.weight)).group_by(*keys)
     ):
         cost_code = books.codes[cost_id] if cost_id is not None else None
-        parts[(account_id, books.codes[commodity_id])].append(
+        parts[(books.accounts[account_id], books.codes[commodity_id])].append(
             (cost_code, books.codes[weight_id], int(weight))
         )
-    bases: dict[tuple[uuid.UUID, str], tuple[str, int]] = {}
+    bases: dict[tuple[AccountInfo, str], tuple[str, int]] = {}
     for key, found in parts.items():
         cost_codes = {cost for cost, _, _ in found}
         if len(cost_codes) == 1 and all(cost == weight for cost, weight, _ in found):
@@ -397,19 +419,22 @@ async def _holdings(
     books: Books,
     filters: ReportFilters,
     converter: Converter,
-    raw: Mapping[uuid.UUID, Mapping[int, Amounts]],
+    units: Mapping[AccountInfo, Mapping[int, Amounts]],
     as_of: dt.date,
 ) -> list[Holding]:
     currency = converter.currency
     held = sorted(
-        (books.accounts[account_id].name, code, account_id, minor)
-        for account_id, per_bucket in raw.items()
-        if books.accounts[account_id].type in (ASSET, LIABILITY)
-        for code, minor in per_bucket[0].items()
-        if code != currency and minor != 0
+        (
+            (account, code, minor)
+            for account, per_bucket in units.items()
+            if account.type in (ASSET, LIABILITY)
+            for code, minor in per_bucket[0].items()
+            if code != currency and minor != 0
+        ),
+        key=lambda item: (item[0].name, item[1]),
     )
     bases = await _cost_bases(
-        session, books, filters, {(account_id, code) for _, code, account_id, _ in held}, as_of
+        session, books, filters, {(account, code) for account, code, _ in held}, as_of
     )
 
     def money(minor: int | None, code: str) -> Money | None:
@@ -418,9 +443,9 @@ async def _holdings(
         return Money(amount=format_minor(minor, books.precisions[code]), commodity=code)
 
     holdings: list[Holding] = []
-    for name, code, account_id, minor in held:
+    for account, code, minor in held:
         value = converter.value(0, {code: minor}).get(currency)
-        basis = bases.get((account_id, code))
+        basis = bases.get((account, code))
         gain: int | None = None
         if value is not None and basis is not None:
             basis_value = converter.value(0, {basis[0]: basis[1]})
@@ -428,7 +453,7 @@ async def _holdings(
                 gain = value - basis_value.get(currency, 0)
         holdings.append(
             Holding(
-                account=name,
+                account=account.name,
                 commodity=code,
                 units=format_minor(minor, books.precisions[code]),
                 value=money(value, currency),
@@ -459,19 +484,20 @@ async def balance_sheet(
     """
     books = await load_books(session, access.ledger)
     check_dates(as_of)
-    raw = await _account_sums(
+    units = await _account_sums(
         session,
         books,
         filters,
-        books.ids(filters, ALL_TYPES) if filters.account is not None else None,
+        books.covered(filters, ALL_TYPES) if filters.account is not None else None,
         until=as_of,
     )
     converter = await _converter(session, books, currency, [as_of])
     lines: dict[AccountType, dict[str, Amounts]] = {kind: {} for kind in AccountType}
-    for account_id, per_bucket in raw.items():
-        info = books.accounts[account_id]
+    for account, per_bucket in units.items():
         valued = _value(converter, 0, per_bucket[0])
-        lines[info.type][info.name] = negate(valued) if info.type in CREDIT_NORMAL else valued
+        lines[account.type][account.name] = (
+            negate(valued) if account.type in CREDIT_NORMAL else valued
+        )
     equity = dict(lines[EQUITY])
     if filters.account is None:
         earnings = add(total(lines[INCOME].values()), total(lines[EXPENSE].values()), -1)
@@ -479,7 +505,7 @@ async def balance_sheet(
         balance = add(total(lines[ASSET].values()), total(lines[LIABILITY].values()), -1)
         equity[CONVERSIONS] = add(balance, total(equity.values()), -1)
     holdings = (
-        await _holdings(session, books, filters, converter, raw, as_of)
+        await _holdings(session, books, filters, converter, units, as_of)
         if converter is not None
         else []
     )
@@ -498,23 +524,26 @@ async def balance_sheet(
 
 
 def _period_nodes(books: Books, roots: Sequence[trees.Node]) -> list[PeriodNode]:
-    return [
-        PeriodNode(
-            account=node.account,
-            depth=node.depth,
-            implied=node.implied,
-            balance=[books.format(amounts) for amounts in node.balance],
-            total=[books.format(amounts) for amounts in node.total],
-            children=_period_nodes(books, node.children),
+    nodes: list[PeriodNode] = []
+    for node in roots:
+        balance = books.formats(node.balance)
+        nodes.append(
+            PeriodNode(
+                account=node.account,
+                depth=node.depth,
+                implied=node.implied,
+                balance=balance,
+                total=balance if node.total is node.balance else books.formats(node.total),
+                children=_period_nodes(books, node.children),
+            )
         )
-        for node in roots
-    ]
+    return nodes
 
 
-def _uppers(periods: Sequence[Period], *, opening: bool) -> list[dt.date]:
+def _uppers(periods: Sequence[Period], *, opening: bool) -> tuple[dt.date, ...]:
     """Bucket bounds: period i is bucket i, or i + 1 after an opening bucket (before start)."""
-    ends = [period.end + ONE_DAY for period in periods]
-    return [periods[0].start, *ends] if opening else ends
+    ends = tuple(period.end + ONE_DAY for period in periods)
+    return (periods[0].start, *ends) if opening else ends
 
 
 async def income_statement(
@@ -538,20 +567,22 @@ async def income_statement(
         session,
         books,
         filters,
-        books.ids(filters, (INCOME, EXPENSE)),
+        books.covered(filters, (INCOME, EXPENSE)),
         since=start,
         until=end,
         uppers=_uppers(periods, opening=False),
     )
     converter = await _converter(session, books, currency, [period.end for period in periods])
-    lines: dict[AccountType, dict[str, list[Amounts]]] = {INCOME: {}, EXPENSE: {}}
-    for account_id, per_bucket in cells.items():
-        info = books.accounts[account_id]
-        sign = -1 if info.type is INCOME else 1
-        lines[info.type][info.name] = [
-            add({}, _value(converter, index, per_bucket.get(index, {})), sign)
-            for index in range(count)
+    lines: dict[AccountType, dict[str, Sequence[Mapping[str, int]]]] = {INCOME: {}, EXPENSE: {}}
+    for account, per_bucket in cells.items():
+        columns: Sequence[Mapping[str, int]] = [
+            per_bucket.get(index, EMPTY) for index in range(count)
         ]
+        if converter is not None:
+            columns = [converter.value(index, amounts) for index, amounts in enumerate(columns)]
+        lines[account.type][account.name] = (
+            [negate(amounts) for amounts in columns] if account.type is INCOME else columns
+        )
     income = trees.build(lines[INCOME], count, books.names, depth)
     expenses = trees.build(lines[EXPENSE], count, books.names, depth)
     income_total = trees.section_total(income, count)
@@ -565,11 +596,11 @@ async def income_statement(
         valuation=_valuation(converter),
         periods=_periods_out(periods),
         income=PeriodSection(
-            total=[books.format(amounts) for amounts in income_total],
+            total=books.formats(income_total),
             accounts=_period_nodes(books, income),
         ),
         expenses=PeriodSection(
-            total=[books.format(amounts) for amounts in expense_total],
+            total=books.formats(expense_total),
             accounts=_period_nodes(books, expenses),
         ),
         net_income=[
@@ -602,20 +633,20 @@ async def net_worth(
         session,
         books,
         filters,
-        books.ids(filters, (ASSET, LIABILITY)),
+        books.covered(filters, (ASSET, LIABILITY)),
         until=end,
         uppers=_uppers(periods, opening=True),
     )
     converter = await _converter(session, books, currency, [period.end for period in periods])
-    running = {account_id: dict(per_bucket.get(0, {})) for account_id, per_bucket in cells.items()}
+    running = {account: dict(per_bucket.get(0, {})) for account, per_bucket in cells.items()}
     points: list[NetWorthPoint] = []
     for index, period in enumerate(periods):
         assets: Amounts = {}
         liabilities: Amounts = {}
-        for account_id, per_bucket in cells.items():
-            balance = add(running[account_id], per_bucket.get(index + 1, {}))
+        for account, per_bucket in cells.items():
+            balance = add(running[account], per_bucket.get(index + 1, {}))
             valued = _value(converter, index, balance)
-            if books.accounts[account_id].type is ASSET:
+            if account.type is ASSET:
                 add(assets, valued)
             else:
                 add(liabilities, valued, -1)
@@ -663,21 +694,22 @@ async def cash_flow(
     check_dates(start, end)
     periods = split(start, end, interval)
     count = len(periods)
-    cash = books.ids(filters, (ASSET,))
+    cash_accounts = books.covered(filters, (ASSET,))
+    cash = _ids(cash_accounts)
     balances_query = _postings(
         books,
         filters,
-        [Posting.commodity_id, Posting.amount],
+        [raw(Posting.commodity_id), Posting.amount],
         account_ids=cash,
         until=end,
         uppers=_uppers(periods, opening=True),
     ).subquery()
     keys = [balances_query.c.commodity_id, balances_query.c.bucket]
     changes: dict[int, Amounts] = defaultdict(dict)
-    for commodity_id, index, minor in await _rows(
+    for commodity_id, index, minor in await fetch(
         session, select(*keys, func.sum(balances_query.c.amount)).group_by(*keys)
     ):
-        changes[int(index)][books.codes[commodity_id]] = int(minor)
+        changes[index][books.codes[commodity_id]] = int(minor)
 
     other = aliased(Posting)
     touches_cash = (
@@ -689,19 +721,19 @@ async def cash_flow(
             other.date == Posting.date,
             other.date >= start,
             other.date <= end,
-            other.account_id.in_(sorted(cash)),
+            other.account_id.in_(cash),
         )
         .exists()
     )
     counters = _postings(
         books,
         filters,
-        [Posting.account_id, Posting.weight_commodity_id, Posting.weight],
+        [raw(Posting.account_id), raw(Posting.weight_commodity_id), Posting.weight],
         account_ids=None,
         since=start,
         until=end,
         uppers=_uppers(periods, opening=False),
-        where=[Posting.account_id.not_in(sorted(cash)), touches_cash],
+        where=[Posting.account_id.not_in(cash), touches_cash],
     ).subquery()
     weight = counters.c.weight
     keys = [counters.c.account_id, counters.c.weight_commodity_id, counters.c.bucket]
@@ -711,7 +743,8 @@ async def cash_flow(
     outflows: dict[CashFlowKind, list[Amounts]] = {
         kind: [{} for _ in periods] for kind in CashFlowKind
     }
-    for account_id, commodity_id, index, money_in, money_out in await _rows(
+    kinds = {key: CashFlowKind(account.type.value) for key, account in books.accounts.items()}
+    for account_id, commodity_id, index, money_in, money_out in await fetch(
         session,
         select(
             *keys,
@@ -719,10 +752,11 @@ async def cash_flow(
             func.sum(case((weight > 0, weight), else_=0)),
         ).group_by(*keys),
     ):
-        kind = CashFlowKind(books.accounts[account_id].type.value)
-        code = books.codes[commodity_id]
-        add(inflows[kind][int(index)], {code: int(money_in)})
-        add(outflows[kind][int(index)], {code: int(money_out)})
+        kind, code = kinds[account_id], books.codes[commodity_id]
+        cell = inflows[kind][index]
+        cell[code] = cell.get(code, 0) + int(money_in)
+        cell = outflows[kind][index]
+        cell[code] = cell.get(code, 0) + int(money_out)
 
     dates = [start - ONE_DAY, *(period.end for period in periods)]
     converter = await _converter(session, books, currency, dates)
@@ -742,9 +776,9 @@ async def cash_flow(
         flows.append(
             CashFlowLine(
                 kind=kind,
-                inflow=[books.format(amounts) for amounts in money_in],
-                outflow=[books.format(amounts) for amounts in money_out],
-                net=[books.format(amounts) for amounts in net],
+                inflow=books.formats(money_in),
+                outflow=books.formats(money_out),
+                net=books.formats(net),
             )
         )
     net_change = [add(dict(balances[i + 1]), balances[i], -1) for i in range(count)]
@@ -754,15 +788,15 @@ async def cash_flow(
         interval=interval,
         filters=filters.schema(),
         valuation=_valuation(converter),
-        accounts=sorted(books.accounts[account_id].name for account_id in cash),
+        accounts=sorted(account.name for account in cash_accounts),
         periods=_periods_out(periods),
-        opening=[books.format(amounts) for amounts in balances[:-1]],
+        opening=books.formats(balances[:-1]),
         flows=flows,
         conversions=[
             books.format(add(dict(net_change[i]), explained[i], -1)) for i in range(count)
         ],
-        net_change=[books.format(amounts) for amounts in net_change],
-        closing=[books.format(amounts) for amounts in balances[1:]],
+        net_change=books.formats(net_change),
+        closing=books.formats(balances[1:]),
     )
 
 
@@ -770,10 +804,13 @@ async def cash_flow(
 
 
 def share(part: int, whole: int) -> str:
-    """part / whole with four decimals, rounded half to even (exact before the rounding)."""
-    with localcontext() as ctx:
-        ctx.prec = 80
-        return f"{(Decimal(part) / Decimal(whole)).quantize(SHARE_PLACES, ROUND_HALF_EVEN):f}"
+    """part / whole with four decimals, rounded half to even: exact, in integers (the sign of
+    a share that rounds to zero is kept, as Decimal keeps it: "-0.0000")."""
+    quotient, remainder = divmod(abs(part) * SHARE_SCALE, abs(whole))
+    if 2 * remainder > abs(whole) or (2 * remainder == abs(whole) and quotient % 2 == 1):
+        quotient += 1
+    text = format_minor(quotient, SHARE_PLACES)
+    return "-" + text if (part < 0) != (whole < 0) else text
 
 
 async def spending(
@@ -794,33 +831,32 @@ async def spending(
     """
     books = await load_books(session, access.ledger)
     check_dates(start, end)
-    expense_ids = books.ids(filters, (EXPENSE,))
-    by_account = await _account_sums(session, books, filters, expense_ids, since=start, until=end)
+    expenses = books.covered(filters, (EXPENSE,))
+    by_account = await _account_sums(session, books, filters, expenses, since=start, until=end)
     converter = await _converter(session, books, currency, [end])
     valued = {
-        account_id: _value(converter, 0, per_bucket[0])
-        for account_id, per_bucket in by_account.items()
+        account: _value(converter, 0, per_bucket[0]) for account, per_bucket in by_account.items()
     }
     grand_total = total(valued.values())
     groups: dict[str | None, Amounts] = defaultdict(dict)
     if group_by is GroupBy.ACCOUNT:
-        for account_id, amounts in valued.items():
-            add(groups[trees.truncate(books.accounts[account_id].name, depth)], amounts)
+        for account, amounts in valued.items():
+            add(groups[trees.truncate(account.name, depth)], amounts)
     else:
         tags = _tag_table(books.dialect) if group_by is GroupBy.TAG else None
         key = tags.c.value if tags is not None else Transaction.payee
         rows = _postings(
             books,
             filters,
-            [key.label("key"), Posting.commodity_id, Posting.amount],
-            account_ids=expense_ids,
+            [key.label("key"), raw(Posting.commodity_id), Posting.amount],
+            account_ids=_ids(expenses),
             since=start,
             until=end,
             join_transactions=True,
             tags=tags,
         ).subquery()
         found: dict[str | None, Amounts] = defaultdict(dict)
-        for group, commodity_id, minor in await _rows(
+        for group, commodity_id, minor in await fetch(
             session,
             select(rows.c.key, rows.c.commodity_id, func.sum(rows.c.amount)).group_by(
                 rows.c.key, rows.c.commodity_id
@@ -886,26 +922,29 @@ async def trial_balance(
         books,
         filters,
         [
-            Posting.account_id,
-            Posting.commodity_id,
-            Posting.weight_commodity_id,
+            raw(Posting.account_id),
+            raw(Posting.commodity_id),
+            raw(Posting.weight_commodity_id),
             Posting.amount,
             Posting.weight,
         ],
-        account_ids=books.ids(filters, ALL_TYPES) if filters.account is not None else None,
+        account_ids=_ids(books.covered(filters, ALL_TYPES))
+        if filters.account is not None
+        else None,
         until=as_of,
     ).subquery()
     keys = [rows.c.account_id, rows.c.commodity_id, rows.c.weight_commodity_id]
-    units: dict[uuid.UUID, Amounts] = defaultdict(dict)
-    weights: dict[uuid.UUID, Amounts] = defaultdict(dict)
-    for account_id, commodity_id, weight_id, amount, weight in await _rows(
+    units: dict[AccountInfo, Amounts] = defaultdict(dict)
+    weights: dict[AccountInfo, Amounts] = defaultdict(dict)
+    for account_id, commodity_id, weight_id, amount, weight in await fetch(
         session, select(*keys, func.sum(rows.c.amount), func.sum(rows.c.weight)).group_by(*keys)
     ):
-        add(units[account_id], {books.codes[commodity_id]: int(amount)})
-        add(weights[account_id], {books.codes[weight_id]: int(weight)})
+        account = books.accounts[account_id]
+        add(units[account], {books.codes[commodity_id]: int(amount)})
+        add(weights[account], {books.codes[weight_id]: int(weight)})
     converter = await _converter(session, books, currency, [as_of])
-    lines = sorted(units, key=lambda account_id: books.accounts[account_id].name)
-    balances = {account_id: _value(converter, 0, units[account_id]) for account_id in lines}
+    lines = sorted(units, key=lambda account: account.name)
+    balances = {account: _value(converter, 0, units[account]) for account in lines}
     weight_total = total(weights.values())
     return TrialBalance(
         as_of=as_of,
@@ -913,12 +952,12 @@ async def trial_balance(
         valuation=_valuation(converter),
         accounts=[
             TrialBalanceLine(
-                account=books.accounts[account_id].name,
-                type=books.accounts[account_id].type,
-                balance=books.format(balances[account_id]),
-                weight=books.format(weights[account_id]),
+                account=account.name,
+                type=account.type,
+                balance=books.format(balances[account]),
+                weight=books.format(weights[account]),
             )
-            for account_id in lines
+            for account in lines
         ],
         total=books.format(total(balances.values())),
         weight_total=books.format(weight_total),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 # Minor units per commodity code; a missing code is zero.
 Amounts = dict[str, int]
+# No amounts, shared by every cell that has none (it cannot be changed).
+EMPTY: Mapping[str, int] = MappingProxyType({})
 
 
 def add(target: dict[str, int], amounts: Mapping[str, int], sign: int = 1) -> dict[str, int]:
@@ -44,8 +46,10 @@ def parent_of(name: str) -> str | None:
 class Node:
     account: str
     implied: bool  # no account has this name: a parent implied by its children's paths
-    balance: list[Amounts]  # the account's own postings (and folded descendants'), per column
-    total: list[Amounts] = field(default_factory=list)  # the whole subtree, per column
+    # The account's own postings (and folded descendants'), per column; never changed.
+    balance: Sequence[Mapping[str, int]]
+    # The whole subtree, per column: the very `balance` of a node without children.
+    total: Sequence[Mapping[str, int]] = field(default_factory=list)
     children: list[Node] = field(default_factory=list)
 
     @property
@@ -68,12 +72,17 @@ def build(
 
     Accounts deeper than `depth` fold into their ancestor at that depth. Nodes whose own
     amounts and subtree totals are zero in every column are left out (a closed account).
+    The nodes may hold the given amounts themselves: none of them is changed, here or after.
     """
-    own: dict[str, list[Amounts]] = defaultdict(lambda: [{} for _ in range(columns)])
+    own: dict[str, Sequence[Mapping[str, int]]] = {}
     for name, per_column in lines.items():
-        target = own[truncate(name, depth)]
-        for index, amounts in enumerate(per_column):
-            add(target[index], amounts)
+        key = truncate(name, depth)
+        folded = own.get(key)
+        own[key] = (
+            per_column
+            if folded is None
+            else [add(dict(mine), theirs) for mine, theirs in zip(folded, per_column, strict=True)]
+        )
     nodes: dict[str, Node] = {}
     for name in list(own):
         current: str | None = name
@@ -81,7 +90,7 @@ def build(
             nodes[current] = Node(
                 account=current,
                 implied=current not in real,
-                balance=own.get(current) or [{} for _ in range(columns)],
+                balance=own.get(current) or [EMPTY] * columns,
             )
             current = parent_of(current)
     roots: list[Node] = []
@@ -94,13 +103,15 @@ def build(
 def _settle(node: Node) -> bool:
     """Fill in subtree totals bottom-up; False when the node has nothing to show."""
     node.children = [child for child in node.children if _settle(child)]
-    node.total = [
-        total([node.balance[index], *(child.total[index] for child in node.children)])
-        for index in range(len(node.balance))
-    ]
-    return bool(node.children) or not all(
-        is_zero(amounts) for amounts in (*node.balance, *node.total)
-    )
+    if not node.children:
+        node.total = node.balance
+        return not all(is_zero(amounts) for amounts in node.balance)
+    totals = [dict(amounts) for amounts in node.balance]
+    for child in node.children:
+        for target, amounts in zip(totals, child.total, strict=True):
+            add(target, amounts)
+    node.total = totals
+    return True
 
 
 def section_total(roots: Sequence[Node], columns: int) -> list[Amounts]:

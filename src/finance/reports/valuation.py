@@ -21,12 +21,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from finance.models import Price
 from finance.reports.periods import ONE_DAY, bucket
+from finance.reports.rows import fetch, raw
 
 # The effective rate of a route is shown with this many significant digits, for reading only.
 DISPLAY_DIGITS = 16
@@ -69,18 +71,19 @@ async def price_books(
     session: AsyncSession,
     ledger_id: uuid.UUID,
     dates: Sequence[dt.date],
-    codes: Mapping[uuid.UUID, str],
+    codes: Mapping[Any, str],
 ) -> list[PriceBook]:
     """For each of the ascending `dates`, the latest quote of every pair on or before it.
 
     One query: prices are bucketed by the dates and only the last one of each pair in each
-    bucket comes back; carrying them forward gives the book in force at each date.
+    bucket comes back; carrying them forward gives the book in force at each date. `codes`
+    maps commodity ids as the driver returns them (`rows.raw`).
     """
-    uppers = [day + ONE_DAY for day in dates]
+    uppers = tuple(day + ONE_DAY for day in dates)
     inner = (
         select(
-            Price.commodity_id,
-            Price.quote_commodity_id,
+            raw(Price.commodity_id),
+            raw(Price.quote_commodity_id),
             Price.date,
             Price.rate,
             bucket(Price.date, uppers).label("bucket"),
@@ -97,14 +100,15 @@ async def price_books(
         )
         .label("rank"),
     ).subquery()
-    rows = await session.execute(
+    rows = await fetch(
+        session,
         select(
             ranked.c.commodity_id,
             ranked.c.quote_commodity_id,
             ranked.c.date,
             ranked.c.rate,
             ranked.c.bucket,
-        ).where(ranked.c.rank == 1)
+        ).where(ranked.c.rank == 1),
     )
     by_bucket: dict[int, list[Quote]] = defaultdict(list)
     for commodity_id, quote_id, date, rate, index in rows:
