@@ -85,16 +85,20 @@ async def test_newest_first_with_postings(books: Books) -> None:
     assert all(len(item["postings"]) == 2 for item in page["items"])
 
 
-async def test_keyset_pages_cover_everything_once(books: Books) -> None:
-    everything = [item["id"] for item in (await books.get("/transactions"))["items"]]
+async def _ids_page_by_page(books: Books, **params: Any) -> list[str]:
+    """The ids of every page of a listing, following its cursors to the end."""
     seen: list[str] = []
-    params: dict[str, Any] = {"limit": 2}
     while True:
         page = await books.get("/transactions", **params)
         seen += [item["id"] for item in page["items"]]
         if page["next_cursor"] is None:
-            break
+            return seen
         params["cursor"] = page["next_cursor"]
+
+
+async def test_keyset_pages_cover_everything_once(books: Books) -> None:
+    everything = [item["id"] for item in (await books.get("/transactions"))["items"]]
+    seen = await _ids_page_by_page(books, limit=2)
     assert seen == everything
     assert len(seen) == 6
     # A page that ends exactly at the last item says so.
@@ -254,14 +258,7 @@ async def test_pages_of_an_account_filter_cover_everything_once(books: Books) ->
         item["id"]
         for item in (await books.get("/transactions", account_id=books.id(BANK)))["items"]
     ]
-    seen: list[str] = []
-    params: dict[str, Any] = {"account_id": books.id(BANK), "limit": 1}
-    while True:
-        page = await books.get("/transactions", **params)
-        seen += [item["id"] for item in page["items"]]
-        if page["next_cursor"] is None:
-            break
-        params["cursor"] = page["next_cursor"]
+    seen = await _ids_page_by_page(books, account_id=books.id(BANK), limit=1)
     assert seen == everything
     assert len(seen) == 4
 

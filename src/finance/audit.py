@@ -45,9 +45,8 @@ async def record(
         at = previous + timedelta(microseconds=1)
     session.info[_LAST_AT] = at
     # Written now with Core, not added to the unit of work; what is pending goes first (the
-    # entry refers to its ledger, which may be new).
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
+    # entry refers to its ledger, which may be new; a flush with nothing pending is a no-op).
+    await session.flush()
     await session.execute(
         _INSERT,
         {
