@@ -64,14 +64,14 @@ async def versus(
     timed in the steady state: after the request ran `STEADY_STATE_RUNS` times on the pool's
     connection."""
     for _ in range(STEADY_STATE_RUNS - 1):
-        await client.get_json(path, query)
+        await client.get_ok(path, query)
     with log.capturing() as captured:
         answer = await client.get_json(path, query)
     statements = queries(captured)
     check(answer, await raw.replay(statements))
 
     async def ours() -> None:
-        await client.get_json(path, query)
+        await client.get_ok(path, query)
 
     async def baseline() -> None:
         await raw.replay(statements)

@@ -120,7 +120,7 @@ async def bench_reports(
         if only("income-statement latency"):
             query = income_statement_year(ledger)
             latencies = await timings(
-                functools.partial(client.get_json, f"{base}/income-statement", query),
+                functools.partial(client.get_ok, f"{base}/income-statement", query),
                 repeat=repeat * 4,
                 warmup=STEADY_STATE_RUNS,
             )

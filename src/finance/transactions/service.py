@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     TypeDecorator,
     Uuid,
     and_,
@@ -61,7 +63,10 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import NullType
 
 from finance import audit
@@ -846,12 +851,28 @@ ACCOUNTS = cast(Table, Account.__table__)
 COMMODITIES = cast(Table, Commodity.__table__)
 
 
+class _AsText(FunctionElement[str]):
+    """A UUID column as PostgreSQL's canonical text (see `_UuidText`); elsewhere the column."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_AsText)
+def _as_stored(element: _AsText, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_AsText, "postgresql")
+def _as_text(element: _AsText, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS TEXT)"
+
+
 class _UuidText(TypeDecorator[str]):
     """A UUID column read as its canonical text, all that a representation needs of it.
 
-    `Uuid(as_uuid=False)` would make a `uuid.UUID` of SQLite's 32 hex digits to print it;
-    here the dashes are inserted. (JSON would print a `uuid.UUID` itself, but not asyncpg's
-    subclass without a slow look at its type.)
+    PostgreSQL sends the text itself (`_AsText`), sparing a `uuid.UUID` per value and its
+    formatting; SQLite keeps the 32 hex digits (`UUID.hex`), where the dashes are inserted.
     """
 
     impl = Uuid
@@ -864,21 +885,23 @@ class _UuidText(TypeDecorator[str]):
         self, dialect: Dialect, coltype: object
     ) -> Callable[[Any], str | None] | None:
         if dialect.supports_native_uuid:
-            return super().result_processor(dialect, coltype)
+            return None
 
         def process(value: str | None) -> str | None:
             if value is None:
                 return None
-            # `Uuid` keeps the 32 hex digits (`UUID.hex`) where there is no native type.
             return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
         return process
 
 
 def _shown(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A column as the read paths select it: a UUID as its text."""
+    """A column as the read paths select it: a UUID as its text, JSON as its text (parsed by
+    `_header`, once per transaction, where the driver would parse it on every row)."""
     if isinstance(column.type, Uuid):
-        return type_coerce(column, _UuidText()).label(column.key)
+        return type_coerce(_AsText(column), _UuidText()).label(column.key)
+    if isinstance(column.type, JSON):
+        return sql_cast(column, Text).label(column.key)
     return column
 
 
@@ -888,7 +911,7 @@ _SHOWN_HEADER = [_shown(T[name]) for name in _Header._fields]
 # The transaction's columns come again on the row of each of its postings: they are read as
 # the driver gives them, and converted once per transaction (`_header`).
 _RAW_HEADER: list[ColumnElement[Any]] = [
-    type_coerce(T[name], NullType()) for name in _Header._fields
+    type_coerce(column, NullType()) for column in _SHOWN_HEADER
 ]
 _STORED_COLUMNS = [_shown(P[name]) for name in _Stored._fields]
 _COMMODITIES = select(_shown(COMMODITIES.c.id), COMMODITIES.c.code, COMMODITIES.c.precision).where(
@@ -919,12 +942,12 @@ def _with_postings(keys: Select[Any]) -> Select[Any]:
 _EMPTY_JSON: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict}
 
 
-def _unless_empty(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A JSON column's conversion that does not parse an empty list or object: most
-    transactions have no tags, links or meta."""
+def _unless_empty(process: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A JSON column's parsing that skips an empty list or object: most transactions have no
+    tags, links or meta."""
 
-    def convert(value: Any) -> Any:
-        empty = _EMPTY_JSON.get(value) if isinstance(value, str) else None
+    def convert(value: str) -> Any:
+        empty = _EMPTY_JSON.get(value)
         return empty() if empty is not None else process(value)
 
     return convert
@@ -935,12 +958,13 @@ def _header_processors(dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]
     """What SQLAlchemy would do to the columns of a `_Header` on this dialect: (index,
     conversion) for each column that has one."""
     processors = []
-    for index, column in enumerate(_SHOWN_HEADER):
+    for index, (name, column) in enumerate(zip(_Header._fields, _SHOWN_HEADER, strict=True)):
+        if isinstance(T[name].type, JSON):
+            processors.append((index, _unless_empty(json.loads)))
+            continue
         process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
-            processors.append(
-                (index, _unless_empty(process) if isinstance(column.type, JSON) else process)
-            )
+            processors.append((index, process))
     return processors
 
 
