@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from finance.db import Database
@@ -82,6 +83,18 @@ class Books:
             f"{self.url}{path}", params=params, headers=self.owner.headers
         )
         assert response.status_code == 200, response.text
+        return response.json()
+
+    async def get_as(self, model: type[BaseModel], path: str, **params: Any) -> Any:
+        """`get` of an answer the service builds as plain data, held to its response model:
+        it validates, and the model writes it back byte for byte (same keys in the same
+        order, same formats)."""
+        response = await self.client.get(
+            f"{self.url}{path}", params=params, headers=self.owner.headers
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert model.model_validate_json(response.content).model_dump_json() == response.text
         return response.json()
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from finance.balances.schemas import AccountBalanceOut, BalanceSheet
+from finance.models import AccountType
 from tests.books import Books, add_member, open_books
 from tests.conftest import AuthedUser, UserFactory, assert_problem
 
@@ -71,7 +73,7 @@ def _by(rows: list[dict[str, Any]], key: str) -> dict[str, list[tuple[str, str]]
 
 
 async def test_every_account_every_path_and_every_type_at_the_end_of_a_day(books: Books) -> None:
-    sheet = await books.get("/balances", as_of="2024-03-02")
+    sheet = await books.get_as(BalanceSheet, "/balances", as_of="2024-03-02")
     assert sheet["as_of"] == "2024-03-02"
     accounts = _by(sheet["accounts"], "name")
     assert accounts == {
@@ -106,6 +108,7 @@ async def test_every_account_every_path_and_every_type_at_the_end_of_a_day(books
     }
     paths = [row["path"] for row in sheet["totals"]]
     assert paths == sorted(paths)
+    assert list(sheet["by_type"]) == list(AccountType)
     assert {k: [(a["amount"], a["commodity"]) for a in v] for k, v in sheet["by_type"].items()} == {
         "asset": totals["Assets"],
         "liability": [("-3000", "JPY")],
@@ -119,7 +122,7 @@ async def test_as_of_includes_the_whole_day_and_nothing_after(books: Books) -> N
     early = _by((await books.get("/balances", as_of="2024-01-31"))["accounts"], "name")
     assert early[CHECKING] == [("4000.00", "USD")]
     assert early[RENT] == []
-    before_any = await books.get("/balances", as_of="2023-12-31")
+    before_any = await books.get_as(BalanceSheet, "/balances", as_of="2023-12-31")
     assert all(row["balances"] == [] for row in before_any["totals"])
 
 
@@ -145,13 +148,15 @@ async def test_sums_of_every_type_net_to_zero_per_commodity_without_costs(books:
 
 async def test_one_accounts_balance_with_and_without_descendants(books: Books) -> None:
     url = f"/accounts/{books.id(BROKER)}/balance"
-    rolled = await books.get(url, as_of="2024-03-02")
+    rolled = await books.get_as(AccountBalanceOut, url, as_of="2024-03-02")
     assert rolled["include_descendants"] is True
     assert rolled["balances"] == [
         {"amount": "5", "commodity": "ITOT"},
         {"amount": "-491.90", "commodity": "USD"},
     ]
-    alone = await books.get(url, as_of="2024-03-03", include_descendants="false")
+    alone = await books.get_as(
+        AccountBalanceOut, url, as_of="2024-03-03", include_descendants="false"
+    )
     assert alone["balances"] == []
     assert alone["name"] == BROKER
 

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from finance.balances.schemas import RegisterEntry
+from finance.schemas import Page
 from tests.books import Books, open_books
 from tests.conftest import AuthedUser, assert_problem
 
@@ -42,7 +44,9 @@ async def _all(books: Books, account: str, **params: Any) -> list[dict[str, Any]
     entries: list[dict[str, Any]] = []
     params = {"limit": 2, **params}
     while True:
-        page = await books.get(f"/accounts/{books.id(account)}/register", **params)
+        page = await books.get_as(
+            Page[RegisterEntry], f"/accounts/{books.id(account)}/register", **params
+        )
         entries += page["items"]
         if page["next_cursor"] is None:
             return entries

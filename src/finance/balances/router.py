@@ -20,7 +20,7 @@ from finance.db import SessionDep
 from finance.errors import responses
 from finance.idempotency import IdempotentRoute
 from finance.ledgers.deps import LedgerReader, LedgerWriter
-from finance.schemas import Page, PageDep, created_location
+from finance.schemas import Page, PageDep, Prebuilt, created_location
 
 router = APIRouter(prefix="/ledgers/{ledger_id}", tags=["balances"], route_class=IdempotentRoute)
 
@@ -43,8 +43,8 @@ def _today() -> dt.date:
     responses=responses(401, 404, 422),
     summary="Every account's balance, every path's roll-up and each type's total, as of a date",
 )
-async def balances(access: LedgerReader, session: SessionDep, as_of: AsOf = None) -> BalanceSheet:
-    return await service.balance_sheet(session, access.ledger_id, as_of or _today())
+async def balances(access: LedgerReader, session: SessionDep, as_of: AsOf = None) -> Response:
+    return Prebuilt(await service.balance_sheet(session, access.ledger_id, as_of or _today()))
 
 
 @router.get(
@@ -59,9 +59,11 @@ async def account_balance(
     session: SessionDep,
     as_of: AsOf = None,
     include_descendants: IncludeDescendants = True,
-) -> AccountBalanceOut:
-    return await service.account_balance(
-        session, access.ledger_id, account_id, as_of or _today(), include_descendants
+) -> Response:
+    return Prebuilt(
+        await service.account_balance(
+            session, access.ledger_id, account_id, as_of or _today(), include_descendants
+        )
     )
 
 
@@ -79,8 +81,8 @@ async def register(
     include_descendants: IncludeDescendants = True,
     date_from: Annotated[dt.date | None, Query(alias="from")] = None,
     date_to: Annotated[dt.date | None, Query(alias="to")] = None,
-) -> Page[RegisterEntry]:
-    return await service.register(
+) -> Response:
+    found = await service.register(
         session,
         access.ledger_id,
         account_id,
@@ -89,6 +91,7 @@ async def register(
         date_to=date_to,
         page=page,
     )
+    return Prebuilt(found)
 
 
 @router.get(

@@ -13,59 +13,78 @@ in Beancount.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Date, Integer, Select, Uuid, and_, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Integer,
+    Select,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from finance import audit
 from finance.accounts.service import SEPARATOR, check_account_accepts, get_account
-from finance.balances.schemas import (
-    AccountBalance,
-    AccountBalanceOut,
-    AssertionIn,
-    AssertionOut,
-    BalanceSheet,
-    PathTotal,
-    RegisterEntry,
-)
+from finance.balances.schemas import AssertionIn, AssertionOut
 from finance.commodities.service import resolve_commodity
 from finance.errors import NotFound, Unprocessable
-from finance.models import (
-    Account,
-    AccountType,
-    BalanceAssertion,
-    Commodity,
-    Posting,
-    Transaction,
-)
+from finance.models import Account, AccountType, BalanceAssertion, Commodity, Posting
 from finance.money import AmountError, format_minor, to_minor
-from finance.schemas import Page, PageParams, cursor_date, cursor_int, cursor_key, cursor_uuid
-from finance.transactions.schemas import Amount
-from finance.transactions.service import Lookups, subtree
+from finance.schemas import PageParams, cursor_date, cursor_int, cursor_key, cursor_uuid
+from finance.transactions.service import (
+    ACCOUNTS,
+    POSTINGS,
+    SHOWN_COMMODITIES,
+    TRANSACTIONS,
+    shown,
+)
 
-Sums = dict[uuid.UUID, int]  # commodity id -> minor units
+# The read paths select rows, not objects, with ids as their text (`shown`), and answer plain
+# data in the shape of their response models (`BalanceSheet`, `AccountBalanceOut`,
+# `Page[RegisterEntry]`), which the router sends without validating it again; tests hold the
+# answers to the models. Statements are built once: only their parameters change.
+A = ACCOUNTS.c
+P = POSTINGS.c
+T = TRANSACTIONS.c
+
+Sums = dict[str, int]  # commodity id (text) -> minor units
 
 
-def _amounts(
-    sums: Mapping[uuid.UUID, int], commodities: Mapping[uuid.UUID, Commodity]
-) -> list[Amount]:
-    """Decimal strings at each commodity's precision, by code; zero amounts left out."""
-    return sorted(
-        (
-            Amount(
-                amount=format_minor(total, commodities[commodity_id].precision),
-                commodity=commodities[commodity_id].code,
+async def _commodities(
+    session: AsyncSession, ledger_id: uuid.UUID, ids: Collection[str]
+) -> dict[str, Any]:
+    """The rows of `SHOWN_COMMODITIES` (code, precision) of `ids`, by id."""
+    if not ids:
+        return {}
+    rows = await session.execute(SHOWN_COMMODITIES, {"ledger_id": ledger_id, "ids": list(ids)})
+    return {row.id: row for row in rows}
+
+
+def _amounts(sums: Mapping[str, int], commodities: Mapping[str, Any]) -> list[dict[str, str]]:
+    """`Amount`s: decimal strings at each commodity's precision, by code; zeros left out."""
+    amounts = []
+    for commodity_id, total in sums.items():
+        if total:
+            commodity = commodities[commodity_id]
+            amounts.append(
+                {"amount": format_minor(total, commodity.precision), "commodity": commodity.code}
             )
-            for commodity_id, total in sums.items()
-            if total
-        ),
-        key=lambda amount: amount.commodity,
-    )
+    amounts.sort(key=itemgetter("commodity"))
+    return amounts
 
 
 def _parents(name: str) -> Iterable[str]:
@@ -75,27 +94,28 @@ def _parents(name: str) -> Iterable[str]:
         yield SEPARATOR.join(parts[:depth])
 
 
+_SUMS = (
+    select(shown(P.account_id), shown(P.commodity_id), func.sum(P.amount))
+    .where(P.ledger_id == bindparam("ledger_id"), P.date <= bindparam("as_of"))
+    .group_by(P.account_id, P.commodity_id)
+)
+_ACCOUNTS = select(shown(A.id), A.name, A.type).where(A.ledger_id == bindparam("ledger_id"))
+
+
 async def balance_sheet(
     session: AsyncSession, ledger_id: uuid.UUID, as_of: dt.date
-) -> BalanceSheet:
-    """Every account's balance at the end of `as_of`, every path's roll-up, each type's total.
+) -> dict[str, Any]:
+    """Every account's balance at the end of `as_of`, every path's roll-up, each type's total:
+    `BalanceSheet` as plain data.
 
     One grouped SUM over the postings (an index-only scan of `ix_postings_balance` on
     PostgreSQL); the roll-ups add the per-account sums up each account's path.
     """
-    rows = (
-        await session.execute(
-            select(Posting.account_id, Posting.commodity_id, func.sum(Posting.amount))
-            .where(Posting.ledger_id == ledger_id, Posting.date <= as_of)
-            .group_by(Posting.account_id, Posting.commodity_id)
-        )
-    ).all()
-    accounts = (await session.scalars(select(Account).where(Account.ledger_id == ledger_id))).all()
-    lookups = Lookups(ledger_id)
-    await lookups.load_commodity_ids(session, {commodity_id for _, commodity_id, _ in rows})
-    commodities = lookups.commodities_by_id
+    rows = (await session.execute(_SUMS, {"ledger_id": ledger_id, "as_of": as_of})).all()
+    accounts = (await session.execute(_ACCOUNTS, {"ledger_id": ledger_id})).all()
+    commodities = await _commodities(session, ledger_id, {row[1] for row in rows})
 
-    own: dict[uuid.UUID, Sums] = defaultdict(dict)
+    own: dict[str, Sums] = defaultdict(dict)
     for account_id, commodity_id, total in rows:
         own[account_id][commodity_id] = int(total)  # PostgreSQL sums bigints as NUMERIC
     totals: dict[str, Sums] = {}
@@ -109,36 +129,70 @@ async def balance_sheet(
         typed = by_type[account.type]
         for commodity_id, total in sums.items():
             typed[commodity_id] = typed.get(commodity_id, 0) + total
-    by_name = {account.name: account for account in accounts}
-    return BalanceSheet(
-        as_of=as_of,
-        accounts=[
-            AccountBalance(
-                account_id=account.id,
-                name=account.name,
-                type=account.type,
-                balances=_amounts(own.get(account.id, {}), commodities),
-            )
-            for account in sorted(accounts, key=lambda account: account.name)
+    ids = {name: account_id for account_id, name, _ in accounts}
+    return {
+        "as_of": as_of,
+        "accounts": [
+            {
+                "account_id": account_id,
+                "name": name,
+                "type": kind,
+                "balances": _amounts(own.get(account_id, {}), commodities),
+            }
+            for account_id, name, kind in sorted(accounts, key=itemgetter(1))  # by name
         ],
-        totals=[
-            PathTotal(
-                path=path,
-                account_id=by_name[path].id if path in by_name else None,
-                balances=_amounts(totals[path], commodities),
-            )
+        "totals": [
+            {
+                "path": path,
+                "account_id": ids.get(path),
+                "balances": _amounts(totals[path], commodities),
+            }
             for path in sorted(totals)
         ],
-        by_type={kind: _amounts(sums, commodities) for kind, sums in by_type.items()},
-    )
+        "by_type": {kind: _amounts(sums, commodities) for kind, sums in by_type.items()},
+    }
 
 
-def _in_subtree(ledger_id: uuid.UUID, account: Account, include_descendants: bool) -> Any:
-    return Posting.account_id.in_(
-        select(Account.id).where(
-            Account.ledger_id == ledger_id, subtree(account, include_descendants)
-        )
+_ACCOUNT_NAME = select(A.name).where(
+    A.ledger_id == bindparam("ledger_id"), A.id == bindparam("account_id")
+)
+
+
+async def _subtree(
+    session: AsyncSession, ledger_id: uuid.UUID, account_id: uuid.UUID, include_descendants: bool
+) -> tuple[str, dict[str, Any]]:
+    """The account's name, or 404 (also for another ledger's account), and the parameters of
+    `_in_subtree`."""
+    name = await session.scalar(_ACCOUNT_NAME, {"ledger_id": ledger_id, "account_id": account_id})
+    if name is None:
+        raise NotFound("No such account")
+    given: dict[str, Any] = {"ledger_id": ledger_id, "account_id": account_id}
+    if include_descendants:
+        prefix = name + SEPARATOR
+        given["prefix"], given["prefix_length"] = prefix, len(prefix)
+    return name, given
+
+
+def _in_subtree(descendants: bool) -> ColumnElement[bool]:
+    """A condition on a posting: on the account `account_id`, and with `descendants` on one
+    below it, as `subtree` (whose prefix is a parameter here: `prefix`, `prefix_length`)."""
+    below = A.id == bindparam("account_id")
+    if descendants:
+        length = bindparam("prefix_length", type_=Integer())
+        below = or_(below, func.substr(A.name, 1, length) == bindparam("prefix", type_=String()))
+    return P.account_id.in_(select(A.id).where(A.ledger_id == bindparam("ledger_id"), below))
+
+
+_ACCOUNT_SUMS = {
+    descendants: select(shown(P.commodity_id), func.sum(P.amount))
+    .where(
+        P.ledger_id == bindparam("ledger_id"),
+        P.date <= bindparam("as_of"),
+        _in_subtree(descendants),
     )
+    .group_by(P.commodity_id)
+    for descendants in (False, True)
+}
 
 
 async def account_balance(
@@ -147,30 +201,71 @@ async def account_balance(
     account_id: uuid.UUID,
     as_of: dt.date,
     include_descendants: bool,
-) -> AccountBalanceOut:
-    account = await get_account(session, ledger_id, account_id)
-    rows = (
-        await session.execute(
-            select(Posting.commodity_id, func.sum(Posting.amount))
-            .where(
-                Posting.ledger_id == ledger_id,
-                Posting.date <= as_of,
-                _in_subtree(ledger_id, account, include_descendants),
-            )
-            .group_by(Posting.commodity_id)
+) -> dict[str, Any]:
+    """`AccountBalanceOut` as plain data."""
+    name, given = await _subtree(session, ledger_id, account_id, include_descendants)
+    given["as_of"] = as_of
+    rows = (await session.execute(_ACCOUNT_SUMS[include_descendants], given)).all()
+    sums = {commodity_id: int(total) for commodity_id, total in rows}
+    return {
+        "account_id": str(account_id),
+        "name": name,
+        "as_of": as_of,
+        "include_descendants": include_descendants,
+        "balances": _amounts(sums, await _commodities(session, ledger_id, sums.keys())),
+    }
+
+
+@functools.cache
+def _register(descendants: bool, given: frozenset[str]) -> Select[Any]:
+    """The register's statement for the parameters `given` (`date_from`, `date_to`, the
+    cursor's `after_date`...): one per combination, built once.
+
+    Postings are ordered by (date, transaction id, position). The running balance is a window
+    SUM over all of the account's postings in that order, per commodity, computed in a subquery
+    before the date range and the page are applied, so it is right on every page and for
+    every range (a range starting in March still counts January).
+    """
+    running = func.sum(P.amount).over(
+        partition_by=P.commodity_id,
+        order_by=(P.date, P.transaction_id, P.position),
+        rows=(None, 0),
+    )
+    ledger_id = bindparam("ledger_id", type_=Uuid())
+    postings = (
+        select(
+            P.id,
+            P.transaction_id,
+            P.position,
+            P.date,
+            P.account_id,
+            P.commodity_id,
+            P.amount,
+            P.memo,
+            running.label("balance"),
         )
-    ).all()
-    lookups = Lookups(ledger_id)
-    await lookups.load_commodity_ids(session, {commodity_id for commodity_id, _ in rows})
-    return AccountBalanceOut(
-        account_id=account.id,
-        name=account.name,
-        as_of=as_of,
-        include_descendants=include_descendants,
-        balances=_amounts(
-            {commodity_id: int(total) for commodity_id, total in rows},
-            lookups.commodities_by_id,
-        ),
+        .where(P.ledger_id == ledger_id, _in_subtree(descendants))
+        .subquery("register")
+    )
+    r = postings.c
+    query = select(*(shown(column) for column in postings.c), T.status, T.payee, T.narration).join(
+        TRANSACTIONS, and_(T.ledger_id == ledger_id, T.id == r.transaction_id)
+    )
+    if "date_from" in given:
+        query = query.where(r.date >= bindparam("date_from"))
+    if "date_to" in given:
+        query = query.where(r.date <= bindparam("date_to"))
+    if "after_date" in given:
+        query = query.where(
+            tuple_(r.date, r.transaction_id, r.position)
+            < tuple_(
+                bindparam("after_date", type_=Date()),
+                bindparam("after_id", type_=Uuid()),
+                bindparam("after_position", type_=Integer()),
+            )
+        )
+    return query.order_by(r.date.desc(), r.transaction_id.desc(), r.position.desc()).limit(
+        bindparam("limit", type_=Integer())
     )
 
 
@@ -183,87 +278,49 @@ async def register(
     date_from: dt.date | None,
     date_to: dt.date | None,
     page: PageParams,
-) -> Page[RegisterEntry]:
-    """The account's postings, newest first, each with the running balance after it.
-
-    Postings are ordered by (date, transaction id, position). The running balance is a window
-    SUM over all of the account's postings in that order, per commodity, computed in a subquery
-    before the date range and the page are applied, so it is right on every page and for
-    every range (a range starting in March still counts January).
-    """
-    account = await get_account(session, ledger_id, account_id)
-    running = func.sum(Posting.amount).over(
-        partition_by=Posting.commodity_id,
-        order_by=(Posting.date, Posting.transaction_id, Posting.position),
-        rows=(None, 0),
-    )
-    postings = (
-        select(
-            Posting.id,
-            Posting.transaction_id,
-            Posting.position,
-            Posting.date,
-            Posting.account_id,
-            Posting.commodity_id,
-            Posting.amount,
-            Posting.memo,
-            running.label("balance"),
-        )
-        .where(Posting.ledger_id == ledger_id, _in_subtree(ledger_id, account, include_descendants))
-        .subquery("register")
-    )
-    p = postings.c
-    query: Select[Any] = select(
-        postings, Transaction.status, Transaction.payee, Transaction.narration
-    ).join(
-        Transaction, and_(Transaction.ledger_id == ledger_id, Transaction.id == p.transaction_id)
-    )
+) -> dict[str, Any]:
+    """The account's postings, newest first, each with the running balance after it (see
+    `_register`): `Page[RegisterEntry]` as plain data."""
+    _, given = await _subtree(session, ledger_id, account_id, include_descendants)
+    given["limit"] = page.limit + 1
     if date_from is not None:
-        query = query.where(p.date >= date_from)
+        given["date_from"] = date_from
     if date_to is not None:
-        query = query.where(p.date <= date_to)
+        given["date_to"] = date_to
     if page.cursor is not None:
-        day, transaction_id, position = cursor_key(
+        given["after_date"], given["after_id"], given["after_position"] = cursor_key(
             page.cursor, cursor_date, cursor_uuid, cursor_int
         )
-        query = query.where(
-            tuple_(p.date, p.transaction_id, p.position)
-            < tuple_(
-                literal(day, Date()), literal(transaction_id, Uuid()), literal(position, Integer())
-            )
-        )
-    query = query.order_by(p.date.desc(), p.transaction_id.desc(), p.position.desc()).limit(
-        page.limit + 1
-    )
-    rows = (await session.execute(query)).all()
-    lookups = Lookups(ledger_id)
-    await lookups.load_commodity_ids(session, {row.commodity_id for row in rows})
-    commodities = lookups.commodities_by_id
+    statement = _register(include_descendants, frozenset(given))
+    rows = (await session.execute(statement, given)).all()
+    on_page = rows[: page.limit]
+    commodities = await _commodities(session, ledger_id, {row.commodity_id for row in on_page})
     entries = []
-    for row in rows[: page.limit]:
-        precision = commodities[row.commodity_id].precision
+    for row in on_page:
+        commodity = commodities[row.commodity_id]
+        precision = commodity.precision
         entries.append(
-            RegisterEntry(
-                posting_id=row.id,
-                transaction_id=row.transaction_id,
-                date=row.date,
-                status=row.status,
-                payee=row.payee,
-                narration=row.narration,
-                account_id=row.account_id,
-                amount=format_minor(row.amount, precision),
-                commodity=commodities[row.commodity_id].code,
-                memo=row.memo,
-                balance=format_minor(int(row.balance), precision),
-            )
+            {
+                "posting_id": row.id,
+                "transaction_id": row.transaction_id,
+                "date": row.date,
+                "status": row.status,
+                "payee": row.payee,
+                "narration": row.narration,
+                "account_id": row.account_id,
+                "amount": format_minor(row.amount, precision),
+                "commodity": commodity.code,
+                "memo": row.memo,
+                "balance": format_minor(int(row.balance), precision),
+            }
         )
-    last = rows[page.limit - 1] if len(rows) > page.limit else None
-    return Page(
-        items=entries,
-        next_cursor=page.next_cursor(
-            [last.date.isoformat(), str(last.transaction_id), last.position] if last else None
+    last = on_page[-1] if len(rows) > page.limit else None
+    return {
+        "items": entries,
+        "next_cursor": page.next_cursor(
+            [last.date.isoformat(), last.transaction_id, last.position] if last else None
         ),
-    )
+    }
 
 
 # --- balance assertions ----------------------------------------------------------------------

@@ -6,9 +6,8 @@ import datetime as dt
 import re
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
-import pydantic_core
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from finance.db import SessionDep
@@ -17,7 +16,7 @@ from finance.idempotency import IdempotentRoute
 from finance.ledgers.deps import LedgerReader, LedgerWriter
 from finance.models import TransactionStatus
 from finance.money import AmountError, parse_decimal
-from finance.schemas import Page, PageDep, created_location
+from finance.schemas import Page, PageDep, Prebuilt, created_location
 from finance.transactions import service
 from finance.transactions.schemas import (
     TransactionIn,
@@ -69,20 +68,6 @@ IfMatch = Annotated[set[int] | None, Depends(if_match_versions)]
 def _tagged(response: Response, transaction: TransactionOut) -> TransactionOut:
     response.headers["ETag"] = etag(transaction.version)
     return transaction
-
-
-class Prebuilt(Response):
-    """JSON of plain data that the service built in the shape of the route's response model.
-
-    FastAPI validates and serializes what an endpoint returns unless it is a `Response`: the
-    read paths build their representations themselves (tests hold them to the models), so
-    they skip that second pass; the route's `response_model` still documents them.
-    """
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return pydantic_core.to_json(content)
 
 
 def _decimal(value: str | None, name: str) -> Decimal | None:

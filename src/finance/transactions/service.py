@@ -895,9 +895,9 @@ class _UuidText(TypeDecorator[str]):
         return process
 
 
-def _shown(column: ColumnElement[Any]) -> ColumnElement[Any]:
+def shown(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """A column as the read paths select it: a UUID as its text, JSON as its text (parsed by
-    `_header`, once per transaction, where the driver would parse it on every row)."""
+    the reader, once per object, where the driver would parse it on every row)."""
     if isinstance(column.type, Uuid):
         return type_coerce(_AsText(column), _UuidText()).label(column.key)
     if isinstance(column.type, JSON):
@@ -907,14 +907,17 @@ def _shown(column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 # What a page is made of: the keys of its transactions, in the listing's order.
 _KEYS = select(T.id, T.date)
-_SHOWN_HEADER = [_shown(T[name]) for name in _Header._fields]
+_SHOWN_HEADER = [shown(T[name]) for name in _Header._fields]
 # The transaction's columns come again on the row of each of its postings: they are read as
 # the driver gives them, and converted once per transaction (`_header`).
 _RAW_HEADER: list[ColumnElement[Any]] = [
     type_coerce(column, NullType()) for column in _SHOWN_HEADER
 ]
-_STORED_COLUMNS = [_shown(P[name]) for name in _Stored._fields]
-_COMMODITIES = select(_shown(COMMODITIES.c.id), COMMODITIES.c.code, COMMODITIES.c.precision).where(
+_STORED_COLUMNS = [shown(P[name]) for name in _Stored._fields]
+# Code and precision of the ledger's commodities `ids` (as text), for showing amounts.
+SHOWN_COMMODITIES = select(
+    shown(COMMODITIES.c.id), COMMODITIES.c.code, COMMODITIES.c.precision
+).where(
     COMMODITIES.c.ledger_id == bindparam("ledger_id"),
     COMMODITIES.c.id.in_(bindparam("ids", expanding=True, type_=_UuidText())),
 )
@@ -1004,7 +1007,7 @@ async def _representations(
         commodities = {
             row.id: row
             for row in await session.execute(
-                _COMMODITIES, {"ledger_id": ledger_id, "ids": list(commodity_ids)}
+                SHOWN_COMMODITIES, {"ledger_id": ledger_id, "ids": list(commodity_ids)}
             )
         }
     return [(header, _representation(header, postings, commodities)) for header, postings in found]
