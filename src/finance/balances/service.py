@@ -175,7 +175,7 @@ async def _subtree(
 
 def _in_subtree(descendants: bool) -> ColumnElement[bool]:
     """A condition on a posting: on the account `account_id`, and with `descendants` on one
-    below it, as `subtree` (whose prefix is a parameter here: `prefix`, `prefix_length`)."""
+    below it, as `descendants_of` has it (the prefix a parameter: `prefix`, `prefix_length`)."""
     below = A.id == bindparam("account_id")
     if descendants:
         length = bindparam("prefix_length", type_=Integer())

@@ -73,7 +73,6 @@ from finance import audit
 from finance.accounts.service import (
     SEPARATOR,
     check_account_accepts,
-    descendants_of,
     get_account,
 )
 from finance.bulkwrite import insert_records, new_ids
@@ -1053,13 +1052,6 @@ class TransactionFilters:
     min_amount: Decimal | None = None
     max_amount: Decimal | None = None
     commodity: str | None = None
-
-
-def subtree(account: Account, include_descendants: bool = True) -> ColumnElement[bool]:
-    """A condition on `Account`: the account, and with descendants every account below it."""
-    if not include_descendants:
-        return Account.id == account.id
-    return or_(Account.id == account.id, descendants_of(account.name))
 
 
 def _like(text: str) -> str:
