@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, FromClause, Select, and_, case, cast, func, select, true
 from sqlalchemy.dialects.postgresql import JSONB
@@ -339,21 +339,33 @@ def _periods_out(periods: Sequence[Period]) -> list[PeriodOut]:
 # -- balance sheet -----------------------------------------------------------------------------
 
 
-def _balance_nodes(books: Books, roots: Sequence[trees.Node]) -> list[BalanceNode]:
-    nodes: list[BalanceNode] = []
+NodeT = TypeVar("NodeT", BalanceNode, PeriodNode)
+
+
+def _nodes(
+    kind: type[NodeT],
+    roots: Sequence[trees.Node],
+    show: Callable[[Sequence[Mapping[str, int]]], Any],
+) -> list[NodeT]:
+    """The report's tree as `kind`s, each node's columns of sums shown by `show`."""
+    nodes: list[NodeT] = []
     for node in roots:
-        balance = books.format(node.balance[0])
+        balance = show(node.balance)
         nodes.append(
-            BalanceNode(
+            kind(
                 account=node.account,
                 depth=node.depth,
                 implied=node.implied,
                 balance=balance,
-                total=balance if node.total is node.balance else books.format(node.total[0]),
-                children=_balance_nodes(books, node.children),
+                total=balance if node.total is node.balance else show(node.total),
+                children=_nodes(kind, node.children, show),
             )
         )
     return nodes
+
+
+def _balance_nodes(books: Books, roots: Sequence[trees.Node]) -> list[BalanceNode]:
+    return _nodes(BalanceNode, roots, lambda columns: books.format(columns[0]))
 
 
 def _balance_section(
@@ -524,20 +536,7 @@ async def balance_sheet(
 
 
 def _period_nodes(books: Books, roots: Sequence[trees.Node]) -> list[PeriodNode]:
-    nodes: list[PeriodNode] = []
-    for node in roots:
-        balance = books.formats(node.balance)
-        nodes.append(
-            PeriodNode(
-                account=node.account,
-                depth=node.depth,
-                implied=node.implied,
-                balance=balance,
-                total=balance if node.total is node.balance else books.formats(node.total),
-                children=_period_nodes(books, node.children),
-            )
-        )
-    return nodes
+    return _nodes(PeriodNode, roots, books.formats)
 
 
 def _uppers(periods: Sequence[Period], *, opening: bool) -> tuple[dt.date, ...]:
