@@ -134,7 +134,7 @@ async def bench_reads(
     results: list[Result] = []
     async with running_app(db) as app, RawConnection.open(db) as raw:
         client = AsgiClient(app, headers)
-        log = StatementLog(app.state.database.engine)
+        log = StatementLog(app.state.database.read_engine)
         if only("page"):
             ours, baseline, statements, _ = await versus(
                 client,

@@ -93,7 +93,7 @@ async def bench_reports(
     answers: dict[str, Any] = {}
     async with running_app(db) as app, RawConnection.open(db) as raw:
         client = AsgiClient(app, headers)
-        log = StatementLog(app.state.database.engine)
+        log = StatementLog(app.state.database.read_engine)
         compared = journal is not None and only("hledger")
         for name, path, query in reports(ledger):
             if not (only(name) or (compared and name in HLEDGER_COMPARED)):

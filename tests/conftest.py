@@ -10,8 +10,8 @@ from __future__ import annotations
 import inspect
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from finance import migrations
 from finance.app import create_app
@@ -202,6 +202,23 @@ async def fresh_url(backend: Backend, tmp_path: Path) -> AsyncIterator[str]:
         yield postgres_url(name)
     finally:
         await _drop_postgres_database(name)
+
+
+@contextmanager
+def statements(database: Database) -> Iterator[list[str]]:
+    """The SQL that the database runs meanwhile, reads and writes."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    for engine in database.engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in database.engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -6,12 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from finance.db import Database
 from finance.models import AuditEntry
 from tests.books import Books, add_member, counts, open_books
-from tests.conftest import AuthedUser, UserFactory, assert_problem
+from tests.conftest import AuthedUser, UserFactory, assert_problem, statements
 
 BANK = "Assets:Bank"
 CHECKING = "Assets:Bank:Checking"
@@ -104,19 +104,11 @@ async def test_always_current_after_changes_before_the_date(books: Books) -> Non
 async def test_listing_is_one_query_ordered_by_date(books: Books, database: Database) -> None:
     for date in ("2024-03-01", "2024-01-01", "2024-02-02"):
         await _created(books, CHECKING, date, "0")
-    statements: list[str] = []
-
-    def seen(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    with statements(database) as seen:
         listed = await books.get("/assertions")
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
     assert [a["date"] for a in listed] == ["2024-01-01", "2024-02-02", "2024-03-01"]
     assert [a["passing"] for a in listed] == [True, False, False]
-    assert sum("balance_assertions" in statement for statement in statements) == 1
+    assert sum("balance_assertions" in statement for statement in seen) == 1
 
 
 async def test_delete_is_audited_and_another_ledgers_assertion_is_404(

@@ -105,8 +105,8 @@ async def test_sql_echo_reaches_the_engine(
     quiet = create_database(settings(DATABASE_URL=url))
     loud = create_database(settings(DATABASE_URL=url, FINANCE_SQL_ECHO=True))
     try:
-        assert quiet.engine.echo is False
-        assert loud.engine.echo is True
+        assert quiet.engine.echo is quiet.read_engine.echo is False
+        assert loud.engine.echo is loud.read_engine.echo is True
         async with loud.engine.connect() as conn:
             await conn.execute(text("SELECT 42"))
     finally:
@@ -122,7 +122,12 @@ def test_pool_and_timeouts_reach_the_engine(tmp_path: Path) -> None:
         FINANCE_DB_MAX_OVERFLOW=2,
         FINANCE_DB_POOL_TIMEOUT=7,
     )
-    pool = create_database(configured).engine.pool
-    assert pool.size() == 3  # type: ignore[attr-defined]
-    assert pool._max_overflow == 2  # type: ignore[attr-defined]
-    assert pool._timeout == 7  # type: ignore[attr-defined]
+    database = create_database(configured)
+    readers = database.read_engine.pool
+    assert readers.size() == 3  # type: ignore[attr-defined]
+    assert readers._max_overflow == 2  # type: ignore[attr-defined]
+    assert readers._timeout == 7  # type: ignore[attr-defined]
+    # SQLite's writer is one connection; writers wait for it up to the same timeout.
+    writer = database.engine.pool
+    assert (writer.size(), writer._max_overflow) == (1, 0)  # type: ignore[attr-defined]
+    assert writer._timeout == 7  # type: ignore[attr-defined]

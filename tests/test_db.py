@@ -20,7 +20,15 @@ from starlette.types import Message
 from finance.config import Settings
 from finance.db import Database, create_database, is_retryable
 from finance.models import AuthToken, User
-from tests.conftest import PASSWORD, AuthedUser, Backend, UserFactory
+from tests.conftest import (
+    PASSWORD,
+    AppFactory,
+    AuthedUser,
+    Backend,
+    UserFactory,
+    asgi_client,
+    assert_problem,
+)
 
 
 async def test_the_commit_happens_before_the_response_starts(
@@ -230,17 +238,20 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 async def test_sqlite_pragmas_on_every_connection(sqlite_db: Database) -> None:
-    async with sqlite_db.engine.connect() as conn:
-        pragmas = {
-            name: await conn.scalar(text(f"PRAGMA {name}"))
-            for name in ("foreign_keys", "journal_mode", "synchronous", "busy_timeout")
+    """The writer's busy timeout is 0: it waits for another process's lock with asyncio
+    sleeps (`WriterDialect.do_begin`), since SQLite's busy handler would sleep in the loop."""
+    for engine, busy_timeout in ((sqlite_db.engine, 0), (sqlite_db.read_engine, 30000)):
+        async with engine.connect() as conn:
+            pragmas = {
+                name: await conn.scalar(text(f"PRAGMA {name}"))
+                for name in ("foreign_keys", "journal_mode", "synchronous", "busy_timeout")
+            }
+        assert pragmas == {
+            "foreign_keys": 1,
+            "journal_mode": "wal",
+            "synchronous": 2,
+            "busy_timeout": busy_timeout,
         }
-    assert pragmas == {
-        "foreign_keys": 1,
-        "journal_mode": "wal",
-        "synchronous": 2,
-        "busy_timeout": 30000,
-    }
 
 
 async def test_sqlite_writers_queue_for_the_lock_instead_of_failing(sqlite_db: Database) -> None:
@@ -282,3 +293,50 @@ async def test_sqlite_busy_lock_is_retryable(tmp_path: Path, sqlite_db: Database
         await impatient.dispose()
     assert "database is locked" in str(caught.value)
     assert is_retryable(caught.value)
+
+
+async def test_sqlite_waits_for_another_process_without_stalling_the_server(
+    tmp_path: Path, sqlite_db: Database
+) -> None:
+    """Another process (here: another engine, with connections of its own) holds the write
+    lock. Our writer waits for it, the server meanwhile goes on answering, and once the lock
+    is free our writer reads what the other one committed: no lost update."""
+    other = create_database(_sqlite_settings(tmp_path / "lock.db"))
+    try:
+        async with other.sessions() as holder:
+            await holder.execute(text("INSERT INTO t VALUES (1)"))
+
+            async def write() -> int:
+                async with sqlite_db.sessions() as session, session.begin():
+                    seen = await session.scalar(text("SELECT count(*) FROM t"))
+                    await session.execute(text("INSERT INTO t VALUES (2)"))
+                    return int(seen or 0)
+
+            waiting = asyncio.create_task(write())
+            done, _ = await asyncio.wait({waiting}, timeout=0.3)
+            assert not done, "the writer should wait for the other process's lock"
+            async with sqlite_db.read_sessions() as reader:
+                assert await reader.scalar(text("SELECT count(*) FROM t")) == 0
+            await holder.commit()
+        assert await waiting == 1
+    finally:
+        await other.dispose()
+
+
+async def test_a_request_that_waits_out_the_pool_timeout_gets_a_503(
+    make_app: AppFactory, user: AuthedUser
+) -> None:
+    """No connection came free in time (on SQLite: the writer was busy all along): a clear
+    503 with Retry-After, and the request is not run again, since it already waited."""
+    app = await make_app(
+        FINANCE_DB_POOL_SIZE=1, FINANCE_DB_MAX_OVERFLOW=0, FINANCE_DB_POOL_TIMEOUT=0.2
+    )
+    database: Database = app.state.database
+    async with database.sessions() as holder, asgi_client(app) as client:
+        await holder.execute(select(1))  # holds the only connection that may write
+        response = await client.post(
+            "/api/v1/ledgers", json={"name": "Waited", "base_currency": "EUR"}, headers=user.headers
+        )
+    problem = assert_problem(response, 503)
+    assert problem["title"] == "Service busy"
+    assert response.headers["Retry-After"] == "1"

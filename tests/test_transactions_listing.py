@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +11,6 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import event
 
 from finance.db import Database
 from finance.money import from_minor
@@ -22,7 +19,7 @@ from finance.transactions.balancing import show, sum_by_commodity, weigh
 from finance.transactions.schemas import TransactionOut
 from finance.transactions.service import _residual, _Stored
 from tests.books import Books, open_books
-from tests.conftest import AuthedUser, assert_problem
+from tests.conftest import AuthedUser, assert_problem, statements
 
 CHECKING = "Assets:Bank:Checking"
 SAVINGS = "Assets:Bank:Savings"
@@ -165,28 +162,14 @@ async def test_amount_range_on_absolute_posting_amounts_in_a_commodity(books: Bo
         assert_problem(response, 422)
 
 
-@contextmanager
-def _statements(database: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
-
-
 async def test_a_page_costs_the_same_few_queries_whatever_its_size(
     books: Books, database: Database
 ) -> None:
-    with _statements(database) as small:
+    with statements(database) as small:
         await books.get("/transactions", limit=1)
     for n in range(30):
         await books.create("2024-04-01", (FOOD, f"{n + 1}.00", "USD"), (CHECKING, None, None))
-    with _statements(database) as large:
+    with statements(database) as large:
         page = await books.get("/transactions", limit=30)
     assert len(page["items"]) == 30
     assert len(large) == len(small)

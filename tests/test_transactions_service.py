@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from finance.db import Database
 from finance.errors import Unprocessable
@@ -18,23 +15,9 @@ from finance.transactions import service
 from finance.transactions.schemas import TransactionIn
 from finance.transactions.service import Lookups, insert_transactions, prepare_transaction
 from tests.books import Books, open_books
-from tests.conftest import AuthedUser, UserFactory
+from tests.conftest import AuthedUser, UserFactory, statements
 
 ACCOUNTS = ["Assets:Bank:Checking", "Expenses:Food", "Expenses:Rent", "Income:Salary"]
-
-
-@contextmanager
-def _statements(database: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
 
 
 def _lines(books: Books, count: int) -> list[TransactionIn]:
@@ -60,14 +43,14 @@ async def test_a_batch_costs_a_few_queries_and_one_bulk_write_per_table(
     ledger_id, user_id = uuid.UUID(books.ledger_id), uuid.UUID(user.id)
     async with database.sessions() as session, session.begin():
         lookups = Lookups(ledger_id, user_id)
-        with _statements(database) as loading:
+        with statements(database) as loading:
             await lookups.load_accounts(session, [uuid.UUID(i) for i in books.accounts.values()])
             await lookups.load_commodities(session, ["USD", "EUR"])
-        with _statements(database) as preparing:
+        with statements(database) as preparing:
             prepared = [
                 await prepare_transaction(session, ledger_id, line, lookups) for line in lines
             ]
-        with _statements(database) as writing:
+        with statements(database) as writing:
             ids = await insert_transactions(
                 session,
                 ledger_id,
@@ -161,7 +144,7 @@ async def test_deleting_many_is_set_based_and_audited_like_deleting_one(
     ids += [uuid.UUID(single["id"]), uuid.UUID(foreign["id"]), uuid.uuid4()]
     ledger_id, user_id = uuid.UUID(books.ledger_id), uuid.UUID(user.id)
     async with database.sessions() as session, session.begin():
-        with _statements(database) as deleting:
+        with statements(database) as deleting:
             deleted = await service.delete_transactions(session, ledger_id, user_id, ids)
     assert deleted == 6
     # Per chunk of ids: the transactions, their postings (and the commodities, once), two

@@ -1,14 +1,12 @@
-"""The database: engine and sessionmakers, one session per request, SQLite's safety pragmas."""
+"""The database: engines and sessionmakers, one session per request, what a retry fixes."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,14 +14,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
 
+from finance import sqlite
 from finance.config import Settings
-from finance.errors import Unprocessable
 
-# Execution option that marks a connection as read-only, so that SQLite opens its transaction
-# with a deferred BEGIN (readers never wait for the write lock in WAL mode).
-READ_ONLY = "finance_read_only"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -32,30 +26,35 @@ class Database:
     """What the app holds for its whole life: the engine and the two kinds of session."""
 
     engine: AsyncEngine
+    read_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
 
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Each engine once: SQLite's reader is one of its own, PostgreSQL's shares the pool."""
+        if self.read_engine.sync_engine.pool is self.engine.sync_engine.pool:
+            return (self.engine,)
+        return (self.engine, self.read_engine)
+
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        for engine in self.engines:
+            await engine.dispose()
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    pool = {
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
-        "pool_timeout": settings.db_pool_timeout,
-    }
+    """The engine that writes; on PostgreSQL it also reads (see `create_database`)."""
     if settings.is_sqlite:
-        engine = create_async_engine(settings.url, echo=settings.sql_echo, **pool)
-        _configure_sqlite(engine, settings.db_busy_timeout_ms)
-        return engine
+        return sqlite.create_writer(settings)
     # No pre-ping: it costs a round trip per request. A connection that died while pooled (a
     # server restart) fails on its first statement instead, and `RetryMiddleware` runs the
     # request again on a fresh one (see `is_retryable`).
     return create_async_engine(
         settings.url,
         echo=settings.sql_echo,
-        **pool,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
         connect_args={
             "server_settings": {
                 "application_name": "finance",
@@ -76,59 +75,19 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def create_database(settings: Settings) -> Database:
     engine = create_engine(settings)
-    read_options: dict[str, Any] = {READ_ONLY: True}
-    if not settings.is_sqlite:
+    if settings.is_sqlite:
+        read_engine = sqlite.create_reader(settings)
+    else:
         # Under READ COMMITTED each statement reads its own snapshot, in a transaction or not:
         # BEGIN and COMMIT around a read bought two round trips and nothing else. (A reader
         # that needs one snapshot asks for REPEATABLE READ on its connection, as exports do.)
-        read_options["isolation_level"] = "AUTOCOMMIT"
-    read_engine = engine.execution_options(**read_options)
+        read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
         engine=engine,
+        read_engine=read_engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
         read_sessions=async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False),
     )
-
-
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
-    """Make SQLite durable and safe for concurrent writers.
-
-    The driver's own transaction handling is switched off and every transaction is begun here:
-    `BEGIN IMMEDIATE` takes the write lock up front, so two writers queue on the busy timeout
-    instead of one failing with "database is locked" when it upgrades a read lock, and no update
-    is lost. Read-only sessions begin deferred and, in WAL mode, never wait.
-    """
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in (
-            "foreign_keys = ON",
-            "journal_mode = WAL",
-            "synchronous = FULL",
-            f"busy_timeout = {busy_timeout_ms}",
-        ):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-    @event.listens_for(engine.sync_engine, "handle_error")
-    def _on_error(context: ExceptionContext) -> None:
-        """SQLite's SUM stops at 64 bits where PostgreSQL's goes on: a clear 422, not a 500.
-
-        Each amount fits 64 bits, but the total of many may not (PostgreSQL sums them as
-        NUMERIC); SQLite's other way out, TOTAL(), would add them as floats.
-        """
-        if "integer overflow" in str(context.original_exception):
-            raise Unprocessable(
-                "A total here is beyond what SQLite can add (9,223,372,036,854,775,807 minor "
-                "units); on PostgreSQL these books add up"
-            ) from context.original_exception
 
 
 def get_database(request: Request) -> Database:

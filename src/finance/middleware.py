@@ -8,6 +8,7 @@ import time
 import uuid
 
 import anyio
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from finance.db import is_retryable
@@ -136,7 +137,8 @@ class RetryMiddleware:
     connection that turns out to be dead rolls the whole request back, so running it again
     from the start is safe; the body is buffered for that.
     The session commits before the response starts (see `db.get_db`), so a conflict always
-    surfaces before anything was sent. After the last attempt the client gets a 503.
+    surfaces before anything was sent. After the last attempt the client gets a 503, as it
+    does at once when no connection came free within the pool timeout (on SQLite, the writer's).
     """
 
     def __init__(self, app: ASGIApp, *, attempts: int = 5) -> None:
@@ -174,6 +176,10 @@ class RetryMiddleware:
             try:
                 await self.app(scope, replay, tracking_send)
                 return
+            except PoolTimeout:
+                if started:
+                    raise
+                break  # waited the whole pool timeout already: no point in waiting again
             except Exception as exc:
                 if started or not is_retryable(exc):
                     raise
