@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -179,3 +180,54 @@ async def test_deleting_many_is_set_based_and_audited_like_deleting_one(
         assert entry.user_id == user_id
         assert entry.after is None
         assert entry.before == by_id[str(entry.object_id)]
+
+
+async def test_one_api_write_stores_what_it_answers_in_as_few_statements_as_it_can(
+    client: httpx.AsyncClient, user: AuthedUser, database: Database
+) -> None:
+    """A POST's transaction, postings and audit entry: three INSERTs on SQLite (where a
+    statement costs no round trip), one on PostgreSQL (`_insert_created`). Either way what is
+    stored reads back as the answer, to the last field, and the audit entry holds it too."""
+    books = await open_books(client, user, "Assets:Broker", "Assets:Bank:Checking")
+    await books.commodity("ITOT", 3)
+    body = books.body(
+        "2024-05-02",
+        ("Assets:Broker", "10.125", "ITOT", {"cost": {"amount": "98.38", "commodity": "USD"}}),
+        ("Assets:Bank:Checking", "-996.10", "USD", {"memo": "settled T+1"}),
+        payee="Broker",
+        narration="Buy ITOT",
+        tags=["invest"],
+        links=["order-17"],
+        meta={"source": "test", "lot": 3},
+        status="cleared",
+        external_id="ord-17",
+    )
+    with statements(database) as writing:
+        response = await client.post(f"{books.url}/transactions", json=body, headers=user.headers)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    writes = [" ".join(s.split()[:3]) for s in writing if "INSERT INTO" in s]
+    if database.engine.dialect.name == "postgresql":
+        assert writes == ["WITH new_transaction AS"], writing
+    else:
+        assert writes == [
+            f"INSERT INTO {table}" for table in ("transactions", "postings", "audit_log")
+        ]
+    assert created["residual"] == {"USD": "-0.0025"}
+    assert await books.get(f"/transactions/{created['id']}") == created
+    async with database.read_sessions() as session:
+        entry = (
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.object_id == uuid.UUID(created["id"]))
+            )
+        ).one()
+        costs = list(
+            await session.scalars(
+                select(Posting.cost)
+                .where(Posting.transaction_id == uuid.UUID(created["id"]))
+                .order_by(Posting.position)
+            )
+        )
+    assert (entry.action, entry.user_id, entry.before) == ("create", uuid.UUID(user.id), None)
+    assert entry.after == created
+    assert costs == [Decimal("98.38"), None]

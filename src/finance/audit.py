@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal, NotRequired, TypedDict, Unpack, cast
 
 from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,22 +17,25 @@ from finance.schemas import PageParams, cursor_key, cursor_utc, cursor_uuid
 
 Action = Literal["create", "update", "delete"]
 _LAST_AT = "finance.audit.last_at"
-_TABLE = cast(Table, AuditEntry.__table__)
-_INSERT = insert(_TABLE)
+TABLE = cast(Table, AuditEntry.__table__)
+_INSERT = insert(TABLE)
 
 
-async def record(
-    session: AsyncSession,
-    *,
-    ledger_id: uuid.UUID,
-    user_id: uuid.UUID | None,
-    action: Action,
-    object_type: str,
-    object_id: uuid.UUID,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    """Add an entry in the caller's transaction: it is durable exactly when the change is.
+class Change(TypedDict):
+    """Who changed which object of which ledger, and how."""
+
+    ledger_id: uuid.UUID
+    user_id: uuid.UUID | None
+    action: Action
+    object_type: str
+    object_id: uuid.UUID
+    before: NotRequired[dict[str, Any] | None]
+    after: NotRequired[dict[str, Any] | None]
+
+
+def entry(session: AsyncSession, **change: Unpack[Change]) -> dict[str, Any]:
+    """The row of an entry that the caller writes in its transaction (`record` does, as does
+    a write that inserts its rows and its entry in one statement).
 
     `before` and `after` are the object's API representation (JSON-ready dicts:
     `schema.model_dump(mode="json")`), so the log reads like the API and survives schema
@@ -44,23 +47,16 @@ async def record(
     if previous is not None and at <= previous:
         at = previous + timedelta(microseconds=1)
     session.info[_LAST_AT] = at
+    return {"id": uuid.uuid4(), "at": at, "before": None, "after": None, **change}
+
+
+async def record(session: AsyncSession, **change: Unpack[Change]) -> None:
+    """Add an entry in the caller's transaction: it is durable exactly when the change is."""
+    row = entry(session, **change)
     # Written now with Core, not added to the unit of work; what is pending goes first (the
     # entry refers to its ledger, which may be new; a flush with nothing pending is a no-op).
     await session.flush()
-    await session.execute(
-        _INSERT,
-        {
-            "id": uuid.uuid4(),
-            "at": at,
-            "ledger_id": ledger_id,
-            "user_id": user_id,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "before": before,
-            "after": after,
-        },
-    )
+    await session.execute(_INSERT, row)
 
 
 async def record_many(
@@ -90,7 +86,7 @@ async def record_many(
     session.info[_LAST_AT] = records[-1][1]
     await insert_records(
         session,
-        _TABLE,
+        TABLE,
         ("id", "at", "object_id", "before", "after"),
         records,
         {"ledger_id": ledger_id, "user_id": user_id, "action": action, "object_type": object_type},

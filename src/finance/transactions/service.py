@@ -38,6 +38,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     Dialect,
+    Insert,
     Integer,
     Select,
     String,
@@ -60,7 +61,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import column as sql_column
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -556,6 +558,64 @@ _POSTING_COLUMNS = (
 )
 
 
+# The columns of a transaction row that `_new_rows` fills.
+_NEW_HEADER = (
+    "ledger_id",
+    "id",
+    "date",
+    "payee",
+    "narration",
+    "tags",
+    "links",
+    "meta",
+    "status",
+    "external_id",
+    "version",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+
+
+def _insert_created() -> Insert:
+    """PostgreSQL: a new transaction, its postings and its audit entry in one statement.
+
+    One round trip instead of three (each costs the server a tenth of a millisecond or more of
+    CPU here, in the kernel and in SQLAlchemy). The transaction and the postings are inserted
+    by data-modifying CTEs; the postings come from `unnest` of one array per column, so the
+    statement is the same (and compiled once) whatever the number of postings. PostgreSQL
+    checks foreign keys at the end of the statement, when the transaction row is there.
+    """
+    header = (
+        insert(TRANSACTIONS)
+        .values({name: bindparam(name, type_=TRANSACTIONS.c[name].type) for name in _NEW_HEADER})
+        .cte("new_transaction")
+    )
+    columns = func.unnest(
+        *(
+            bindparam(f"postings_{name}", type_=ARRAY(POSTINGS.c[name].type))
+            for name in _POSTING_COLUMNS
+        )
+    ).table_valued(*(sql_column(name, POSTINGS.c[name].type) for name in _POSTING_COLUMNS))
+    postings = (
+        insert(POSTINGS)
+        .from_select(
+            [*_POSTING_COLUMNS, "ledger_id"],
+            select(*columns.render_derived().c, bindparam("ledger_id", type_=Uuid())),
+        )
+        .cte("new_postings")
+    )
+    entry = audit.TABLE
+    return (
+        insert(entry)
+        .values({item.key: bindparam(f"audit_{item.key}", type_=item.type) for item in entry.c})
+        .add_cte(header, postings)
+    )
+
+
+_INSERT_CREATED = _insert_created()
+
+
 async def insert_transactions(
     session: AsyncSession,
     ledger_id: uuid.UUID,
@@ -645,22 +705,30 @@ async def create_transaction(
     lookups = lookups or Lookups(ledger_id, user_id)
     prepared = await prepare_transaction(session, ledger_id, data, lookups)
     transaction, postings = _new_rows(ledger_id, user_id, prepared)
-    await _insert(session, TRANSACTIONS, [transaction])
-    await _insert(session, POSTINGS, postings)
     created = _representation(
         _Header(*(transaction[name] for name in _Header._fields)),
         [_Stored(*(row[name] for name in _Stored._fields)) for row in postings],
         lookups.commodities_by_id,
     )
-    await audit.record(
-        session,
-        ledger_id=ledger_id,
-        user_id=user_id,
-        action="create",
-        object_type=OBJECT_TYPE,
-        object_id=transaction["id"],
-        after=pydantic_core.to_jsonable_python(created),
-    )
+    change: audit.Change = {
+        "ledger_id": ledger_id,
+        "user_id": user_id,
+        "action": "create",
+        "object_type": OBJECT_TYPE,
+        "object_id": transaction["id"],
+        "after": pydantic_core.to_jsonable_python(created),
+    }
+    if session.get_bind().dialect.name != "postgresql":
+        await _insert(session, TRANSACTIONS, [transaction])
+        await _insert(session, POSTINGS, postings)
+        await audit.record(session, **change)
+        return created
+    parameters = {
+        **transaction,
+        **{f"postings_{name}": [row[name] for row in postings] for name in _POSTING_COLUMNS},
+        **{f"audit_{name}": value for name, value in audit.entry(session, **change).items()},
+    }
+    await session.execute(_INSERT_CREATED, parameters)
     return created
 
 
