@@ -165,6 +165,8 @@ async def test_amount_range_on_absolute_posting_amounts_in_a_commodity(books: Bo
 async def test_a_page_costs_the_same_few_queries_whatever_its_size(
     books: Books, database: Database
 ) -> None:
+    """And its amounts and their commodities come from one statement: one snapshot, so a
+    precision change can never be applied to amounts read before it."""
     with statements(database) as small:
         await books.get("/transactions", limit=1)
     for n in range(30):
@@ -173,6 +175,9 @@ async def test_a_page_costs_the_same_few_queries_whatever_its_size(
         page = await books.get("/transactions", limit=30)
     assert len(page["items"]) == 30
     assert len(large) == len(small)
+    reads = [s for s in large if "FROM" in s and "postings" in s]
+    assert len(reads) == 1
+    assert "commodities" in reads[0]
 
 
 async def test_items_are_exactly_the_documented_model_and_match_reading_one(

@@ -775,10 +775,29 @@ class _Stored(NamedTuple):
 
 
 class _Commodity(Protocol):
-    """A `Commodity`, or a row of its code and precision."""
+    """A `Commodity`, or its code and precision as a read path finds them (`_Shown`)."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def precision(self) -> int: ...
+
+
+class _Shown(NamedTuple):
+    """A commodity as a read path finds it beside a posting."""
 
     code: str
     precision: int
+
+
+# The commodities a posting refers to, in the order `_with_postings` joins them.
+_COMMODITY_REFERENCES = (
+    "commodity_id",
+    "cost_commodity_id",
+    "price_commodity_id",
+    "weight_commodity_id",
+)
 
 
 def _rate(
@@ -993,20 +1012,31 @@ SHOWN_COMMODITIES = select(
 def _with_postings(keys: Select[Any]) -> Select[Any]:
     """A row per posting of each transaction whose `_KEYS` the query `keys` selects, in the
     order it gives (its LIMIT counts transactions), postings by position: the transaction's
-    columns (raw, see `_header`), then the posting's (a `_Stored`). Parameter: `ledger_id`.
+    columns (raw, see `_header`), the posting's (a `_Stored`), then code and precision of
+    each of its `_COMMODITY_REFERENCES`. Parameter: `ledger_id`.
+
+    The commodities are read by the statement that reads the amounts, so with them: a
+    precision changed meanwhile (which rewrites the amounts) is never applied to amounts read
+    before the change, as it could be by a second statement, which sees a later snapshot.
 
     The keys are found on the index of transactions by date alone; only the transactions of
     the page are read in full.
     """
     page = keys.subquery("page")
     ledger_id = bindparam("ledger_id", type_=Uuid())
-    return (
+    statement = (
         select(*_RAW_HEADER, *_STORED_COLUMNS)
         .select_from(page)
         .join(TRANSACTIONS, and_(T.ledger_id == ledger_id, T.id == page.c.id))
         .outerjoin(POSTINGS, and_(P.ledger_id == ledger_id, P.transaction_id == page.c.id))
         .order_by(page.c.date.desc(), page.c.id.desc(), P.position)
     )
+    for reference in _COMMODITY_REFERENCES:
+        commodity = COMMODITIES.alias(reference.removesuffix("_id"))
+        statement = statement.add_columns(commodity.c.code, commodity.c.precision).outerjoin(
+            commodity, and_(commodity.c.ledger_id == ledger_id, commodity.c.id == P[reference])
+        )
+    return statement
 
 
 _EMPTY_JSON: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict}
@@ -1045,15 +1075,14 @@ def _header(dialect: Dialect, raw: Sequence[Any]) -> _Header:
     return _Header._make(values)
 
 
-async def _representations(
-    session: AsyncSession, ledger_id: uuid.UUID, rows: Iterable[Sequence[Any]]
+def _representations(
+    dialect: Dialect, rows: Iterable[Sequence[Any]]
 ) -> list[tuple[_Header, dict[str, Any]]]:
-    """Each transaction of rows of `_with_postings`, in their order, with its representation;
-    the postings' commodities are read in one query."""
-    dialect = session.get_bind().dialect
+    """Each transaction of rows of `_with_postings`, in their order, with its representation."""
     found: list[tuple[_Header, list[_Stored]]] = []
-    commodity_ids: set[_Id] = set()
+    commodities: dict[_Id, _Commodity] = {}
     width = len(_Header._fields)
+    shown = width + len(_Stored._fields)
     last_id = None
     for row in rows:
         if row[0] != last_id:
@@ -1061,22 +1090,16 @@ async def _representations(
             found.append((_header(dialect, row[:width]), []))
         if row[width] is None:  # a transaction without postings: none was ever written
             continue
-        posting = _Stored._make(row[width:])
+        posting = _Stored._make(row[width:shown])
         found[-1][1].append(posting)
-        commodity_ids.add(posting.commodity_id)
-        commodity_ids.add(posting.weight_commodity_id)
-        if posting.cost_commodity_id is not None:
-            commodity_ids.add(posting.cost_commodity_id)
-        if posting.price_commodity_id is not None:
-            commodity_ids.add(posting.price_commodity_id)
-    commodities: dict[_Id, _Commodity] = {}
-    if commodity_ids:
-        commodities = {
-            row.id: row
-            for row in await session.execute(
-                SHOWN_COMMODITIES, {"ledger_id": ledger_id, "ids": list(commodity_ids)}
-            )
-        }
+        for commodity_id, at in (
+            (posting.commodity_id, shown),
+            (posting.cost_commodity_id, shown + 2),
+            (posting.price_commodity_id, shown + 4),
+            (posting.weight_commodity_id, shown + 6),
+        ):
+            if commodity_id is not None and commodity_id not in commodities:
+                commodities[commodity_id] = _Shown(row[at], row[at + 1])
     return [(header, _representation(header, postings, commodities)) for header, postings in found]
 
 
@@ -1091,7 +1114,7 @@ async def get_transaction(
     """The transaction with its postings (`TransactionOut` as plain data), or 404 (also for
     another ledger's)."""
     rows = await session.execute(_ONE, {"ledger_id": ledger_id, "transaction_id": transaction_id})
-    found = await _representations(session, ledger_id, rows)
+    found = _representations(session.get_bind().dialect, rows)
     if not found:
         raise NotFound("No such transaction")
     return found[0][1]
@@ -1261,7 +1284,7 @@ async def list_transactions(
     session: AsyncSession, ledger_id: uuid.UUID, filters: TransactionFilters, page: PageParams
 ) -> dict[str, Any]:
     """Newest first (date, then id, descending), a keyset page at a time, with postings:
-    `Page[TransactionOut]` as plain data, from two statements (see `_with_postings`).
+    `Page[TransactionOut]` as plain data, from one statement (see `_with_postings`).
 
     An unknown `account_id` is 404, before any other problem with the request; it is looked
     up only when the answer would otherwise be empty or a 422.
@@ -1273,9 +1296,9 @@ async def list_transactions(
         raise
     found: list[tuple[_Header, dict[str, Any]]] = []
     if given is not None:
-        dialect = session.get_bind().dialect.name
-        statement = _listing(dialect, frozenset(given), filters.include_descendants)
-        found = await _representations(session, ledger_id, await session.execute(statement, given))
+        dialect = session.get_bind().dialect
+        statement = _listing(dialect.name, frozenset(given), filters.include_descendants)
+        found = _representations(dialect, await session.execute(statement, given))
     if not found:
         await _check_account(session, ledger_id, filters.account_id)
     last = found[page.limit - 1][0] if len(found) > page.limit else None
