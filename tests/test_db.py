@@ -13,13 +13,14 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.types import Message
 
 from finance.config import Settings
-from finance.db import Database, create_database, is_retryable
+from finance.db import Database, create_database, is_retryable, one_snapshot
 from finance.models import AuthToken, User
+from tests.books import open_books
 from tests.conftest import (
     PASSWORD,
     AppFactory,
@@ -340,3 +341,53 @@ async def test_a_request_that_waits_out_the_pool_timeout_gets_a_503(
     problem = assert_problem(response, 503)
     assert problem["title"] == "Service busy"
     assert response.headers["Retry-After"] == "1"
+
+
+async def test_one_snapshot_keeps_a_read_from_seeing_later_commits(
+    database: Database, user: AuthedUser
+) -> None:
+    """What a report relies on: its later statements see what its first one saw, on
+    PostgreSQL (whose reads otherwise run a snapshot per statement) as on SQLite."""
+
+    def users() -> Any:
+        return select(func.count()).select_from(User)
+
+    async with database.read_sessions() as reader:
+        await reader.execute(select(User.id).where(User.id == uuid.UUID(user.id)))  # auth
+        await one_snapshot(reader)
+        before = await reader.scalar(users())
+        async with database.sessions() as writer, writer.begin():
+            await writer.execute(
+                insert(User).values(email="late@example.com", display_name="-", password_hash="-")
+            )
+        assert await reader.scalar(users()) == before
+    async with database.read_sessions() as reader:
+        assert await reader.scalar(users()) == before + 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_reads_of_amounts_and_their_precisions_ask_for_one_snapshot(
+    client: httpx.AsyncClient, user: AuthedUser, database: Database
+) -> None:
+    books = await open_books(client, user, "Assets:Cash", "Income:Salary")
+    await books.create("2024-01-31", ("Assets:Cash", "10.00", "EUR"), ("Income:Salary", None, None))
+    cash = books.id("Assets:Cash")
+    asked: list[Any] = []
+
+    def record(_connection: Any, options: dict[str, Any]) -> None:
+        asked.append(options.get("isolation_level"))
+
+    event.listen(database.engine.sync_engine, "set_connection_execution_options", record)
+    try:
+        for path in (
+            "/balances",
+            f"/accounts/{cash}/balance",
+            f"/accounts/{cash}/register",
+            "/reports/balance-sheet",
+            "/reports/income-statement",
+        ):
+            asked.clear()
+            await books.get(path)
+            assert "REPEATABLE READ" in asked, path
+    finally:
+        event.remove(database.engine.sync_engine, "set_connection_execution_options", record)

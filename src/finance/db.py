@@ -119,6 +119,21 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
+async def one_snapshot(session: AsyncSession) -> None:
+    """From here on, the session's reads see one snapshot of the database.
+
+    For a read that takes amounts from one statement and what they mean (a commodity's
+    precision) from another: a precision change, which rewrites the amounts, could otherwise
+    commit in between and get applied to amounts read before it. PostgreSQL's read sessions run
+    in autocommit, a snapshot per statement: what came before (the token lookup) is let go,
+    and the rest runs in a REPEATABLE READ transaction, two round trips more. SQLite's read
+    transaction already is one snapshot, and a write session's reads come after its locks.
+    """
+    if session.get_bind().get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        await session.commit()
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 # SQLSTATEs (PostgreSQL) and messages (SQLite) of errors that a retry of the whole request fixes.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 _RETRYABLE_SQLITE = ("database is locked", "database table is locked", "database is busy")

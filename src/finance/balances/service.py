@@ -41,6 +41,7 @@ from finance import audit
 from finance.accounts.service import SEPARATOR, check_account_accepts, get_account
 from finance.balances.schemas import AssertionIn, AssertionOut
 from finance.commodities.service import resolve_commodity
+from finance.db import one_snapshot
 from finance.errors import NotFound, Unprocessable
 from finance.models import Account, AccountType, BalanceAssertion, Commodity, Posting
 from finance.money import AmountError, format_minor, to_minor
@@ -111,6 +112,7 @@ async def balance_sheet(
     One grouped SUM over the postings (an index-only scan of `ix_postings_balance` on
     PostgreSQL); the roll-ups add the per-account sums up each account's path.
     """
+    await one_snapshot(session)
     rows = (await session.execute(_SUMS, {"ledger_id": ledger_id, "as_of": as_of})).all()
     accounts = (await session.execute(_ACCOUNTS, {"ledger_id": ledger_id})).all()
     commodities = await _commodities(session, ledger_id, {row[1] for row in rows})
@@ -203,6 +205,7 @@ async def account_balance(
     include_descendants: bool,
 ) -> dict[str, Any]:
     """`AccountBalanceOut` as plain data."""
+    await one_snapshot(session)
     name, given = await _subtree(session, ledger_id, account_id, include_descendants)
     given["as_of"] = as_of
     rows = (await session.execute(_ACCOUNT_SUMS[include_descendants], given)).all()
@@ -281,6 +284,7 @@ async def register(
 ) -> dict[str, Any]:
     """The account's postings, newest first, each with the running balance after it (see
     `_register`): `Page[RegisterEntry]` as plain data."""
+    await one_snapshot(session)
     _, given = await _subtree(session, ledger_id, account_id, include_descendants)
     given["limit"] = page.limit + 1
     if date_from is not None:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from finance.db import one_snapshot
 from finance.errors import Unprocessable
 from finance.ledgers.deps import LedgerAccess
 from finance.models import Account, AccountType, Commodity, Ledger, Posting, Transaction
@@ -139,6 +140,8 @@ class Books:
 
 
 async def load_books(session: AsyncSession, ledger: Ledger) -> Books:
+    """The ledger's accounts and commodities; a report's later reads see the same snapshot."""
+    await one_snapshot(session)
     accounts = await fetch(
         session,
         select(raw(Account.id), Account.id, Account.name, Account.type).where(
