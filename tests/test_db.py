@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -391,3 +392,34 @@ async def test_reads_of_amounts_and_their_precisions_ask_for_one_snapshot(
             assert "REPEATABLE READ" in asked, path
     finally:
         event.remove(database.engine.sync_engine, "set_connection_execution_options", record)
+
+
+async def test_sqlite_writes_many_rows_on_a_thread_while_the_server_goes_on(
+    sqlite_db: Database,
+) -> None:
+    """The writer runs its statements in the event loop's thread, but not a bulk write: the
+    loop goes on running other requests while the rows are written."""
+    ticks: list[float] = []
+    stop = asyncio.Event()
+
+    async def other_requests() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.001)
+
+    ticking = asyncio.create_task(other_requests())
+    try:
+        async with sqlite_db.sessions() as session, session.begin():
+            connection = await session.connection()
+            await connection.exec_driver_sql("SELECT 1")
+            started = time.monotonic()
+            await connection.exec_driver_sql(
+                "INSERT INTO t VALUES (?)", [(n,) for n in range(200_000)]
+            )
+            ended = time.monotonic()
+    finally:
+        stop.set()
+        await ticking
+    assert any(started < tick < ended for tick in ticks)
+    async with sqlite_db.read_sessions() as reader:
+        assert await reader.scalar(text("SELECT count(*) FROM t")) == 200_000

@@ -38,10 +38,12 @@ _BUSY = ("database is locked", "database is busy")
 class WriterDialect(SQLiteDialect_pysqlite):
     """The standard library's sqlite3, run in the event loop's thread.
 
-    Marked async so that `create_async_engine` takes it: its only wait (another process's
-    write lock, in `do_begin`) is an asyncio sleep; everything else is a call that returns at
-    once. `AsyncConnection` checks that each statement awaited something (to catch a blocking
-    driver by mistake), so each one awaits a coroutine that is done at once.
+    Marked async so that `create_async_engine` takes it. Before each statement it lets the
+    loop run what is ready (other requests go on between a write's statements, and
+    `AsyncConnection`, which checks that a statement awaited something, is satisfied). Many
+    rows at once (an import's chunk, the audit entries of an undo) are written on a thread, so
+    a bulk write does not hold up the server either. Another process's write lock is waited
+    for in `do_begin`, with asyncio sleeps.
     """
 
     driver = "finance_writer"
@@ -60,18 +62,17 @@ class WriterDialect(SQLiteDialect_pysqlite):
         return sqlite3.connect(*cargs, factory=_Connection, **cparams)
 
     def do_execute(self, cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
-        await_(_done())
+        await_(asyncio.sleep(0))
         super().do_execute(cursor, statement, parameters, context)  # type: ignore[no-untyped-call]
 
     def do_execute_no_params(self, cursor: Any, statement: Any, context: Any = None) -> None:
-        await_(_done())
+        await_(asyncio.sleep(0))
         super().do_execute_no_params(cursor, statement, context)  # type: ignore[no-untyped-call]
 
     def do_executemany(
         self, cursor: Any, statement: Any, parameters: Any, context: Any = None
     ) -> None:
-        await_(_done())
-        super().do_executemany(cursor, statement, parameters, context)  # type: ignore[no-untyped-call]
+        await_(asyncio.to_thread(cursor.executemany, statement, parameters))
 
     def do_begin(self, dbapi_connection: Any) -> None:
         """`BEGIN IMMEDIATE`: the write lock is taken before anything is read, so no update is
@@ -98,10 +99,6 @@ class _Cursor(sqlite3.Cursor):
 class _Connection(sqlite3.Connection):
     def cursor(self, factory: Any = _Cursor) -> Any:
         return super().cursor(factory)
-
-
-async def _done() -> None:
-    """Nothing to wait for."""
 
 
 registry.register("sqlite.finance_writer", __name__, WriterDialect.__name__)
