@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from starlette.types import Message
 from finance.config import Settings
 from finance.db import Database, create_database, is_retryable, one_snapshot
 from finance.models import AuthToken, User
+from finance.sqlite import TURN
 from tests.books import open_books
 from tests.conftest import (
     PASSWORD,
@@ -394,11 +395,9 @@ async def test_reads_of_amounts_and_their_precisions_ask_for_one_snapshot(
         event.remove(database.engine.sync_engine, "set_connection_execution_options", record)
 
 
-async def test_sqlite_writes_many_rows_on_a_thread_while_the_server_goes_on(
-    sqlite_db: Database,
-) -> None:
-    """The writer runs its statements in the event loop's thread, but not a bulk write: the
-    loop goes on running other requests while the rows are written."""
+async def _while_ticking(work: Callable[[], Awaitable[tuple[float, float]]]) -> bool:
+    """Whether another task got to run while `work` (which returns when it started and
+    ended) was running."""
     ticks: list[float] = []
     stop = asyncio.Event()
 
@@ -409,17 +408,44 @@ async def test_sqlite_writes_many_rows_on_a_thread_while_the_server_goes_on(
 
     ticking = asyncio.create_task(other_requests())
     try:
+        started, ended = await work()
+    finally:
+        stop.set()
+        await ticking
+    return any(started < tick < ended for tick in ticks)
+
+
+async def test_sqlite_writes_many_rows_on_a_thread_while_the_server_goes_on(
+    sqlite_db: Database,
+) -> None:
+    """The writer runs its statements in the event loop's thread, but not a bulk write: the
+    loop goes on running other requests while the rows are written."""
+
+    async def bulk() -> tuple[float, float]:
         async with sqlite_db.sessions() as session, session.begin():
             connection = await session.connection()
             await connection.exec_driver_sql("SELECT 1")
             started = time.monotonic()
-            await connection.exec_driver_sql(
-                "INSERT INTO t VALUES (?)", [(n,) for n in range(200_000)]
-            )
-            ended = time.monotonic()
-    finally:
-        stop.set()
-        await ticking
-    assert any(started < tick < ended for tick in ticks)
+            rows = [(n,) for n in range(200_000)]
+            await connection.exec_driver_sql("INSERT INTO t VALUES (?)", rows)
+            return started, time.monotonic()
+
+    assert await _while_ticking(bulk)
     async with sqlite_db.read_sessions() as reader:
         assert await reader.scalar(text("SELECT count(*) FROM t")) == 200_000
+
+
+async def test_sqlite_a_long_write_lets_others_run_between_its_statements(
+    sqlite_db: Database,
+) -> None:
+    """Statement after statement, the writer keeps the loop for a turn at most
+    (`finance.sqlite.TURN`), then lets what waits run."""
+
+    async def many() -> tuple[float, float]:
+        async with sqlite_db.sessions() as session, session.begin():
+            started = time.monotonic()
+            while time.monotonic() - started < 20 * TURN:
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+            return started, time.monotonic()
+
+    assert await _while_ticking(many)
