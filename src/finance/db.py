@@ -80,7 +80,7 @@ def create_database(settings: Settings) -> Database:
     else:
         # Under READ COMMITTED each statement reads its own snapshot, in a transaction or not:
         # BEGIN and COMMIT around a read bought two round trips and nothing else. (A reader
-        # that needs one snapshot asks for REPEATABLE READ on its connection, as exports do.)
+        # that needs one snapshot asks for it: `one_snapshot`.)
         read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
         engine=engine,

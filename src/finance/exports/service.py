@@ -41,6 +41,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from finance.accounts.service import descendants_of
+from finance.db import one_snapshot
 from finance.errors import NotFound, Unprocessable
 from finance.models import (
     Account,
@@ -797,8 +798,7 @@ async def export(
 ) -> AsyncIterator[bytes]:
     """The export as UTF-8 chunks, read in one snapshot from a session of its own."""
     async with sessions() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        await one_snapshot(session)
         reader = _Reader(session, ledger_id, filters)
         books = await reader.books()
         writer = _WRITERS[export_format](books)
