@@ -559,22 +559,7 @@ _POSTING_COLUMNS = (
 
 
 # The columns of a transaction row that `_new_rows` fills.
-_NEW_HEADER = (
-    "ledger_id",
-    "id",
-    "date",
-    "payee",
-    "narration",
-    "tags",
-    "links",
-    "meta",
-    "status",
-    "external_id",
-    "version",
-    "created_by",
-    "created_at",
-    "updated_at",
-)
+_NEW_HEADER = ("ledger_id", *_HEADER_COLUMNS, "version", "created_by", "created_at", "updated_at")
 
 
 def _insert_created() -> Insert:
