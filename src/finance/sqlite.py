@@ -34,16 +34,18 @@ from finance.errors import Unprocessable
 
 _BUSY = ("database is locked", "database is busy")
 # How long the writer keeps the event loop, statement after statement, before other requests
-# get a turn.
+# get a turn; and from how many rows an executemany is written on a thread instead.
 TURN = 0.005
+BULK = 100
 
 
 class WriterDialect(SQLiteDialect_pysqlite):
     """The standard library's sqlite3, run in the event loop's thread.
 
     Marked async so that `create_async_engine` takes it. A long write lets other requests run
-    between its statements (`_take_turns`), and many rows at once (an import's chunk, the audit
-    entries of an undo) are written on a thread, so neither holds up the server. Another
+    between its statements (`_take_turns`), and many rows at once (`BULK` or more: an import's
+    chunk, the audit entries of an undo) are written on a thread, so neither holds up the
+    server. Another
     process's write lock is waited for in `do_begin`, with asyncio sleeps.
     """
 
@@ -74,7 +76,11 @@ class WriterDialect(SQLiteDialect_pysqlite):
     def do_executemany(
         self, cursor: Any, statement: Any, parameters: Any, context: Any = None
     ) -> None:
-        await_(asyncio.to_thread(cursor.executemany, statement, parameters))
+        if len(parameters) < BULK:  # a POST's postings: a thread hop would cost more
+            self._take_turns()
+            cursor.executemany(statement, parameters)
+        else:
+            await_(asyncio.to_thread(cursor.executemany, statement, parameters))
 
     def _take_turns(self) -> None:
         """Before a statement: once the writer has kept the loop for `TURN`, let it run what
