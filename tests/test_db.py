@@ -257,6 +257,14 @@ async def test_sqlite_pragmas_on_every_connection(sqlite_db: Database) -> None:
         }
 
 
+async def _count_then_write(database: Database) -> int:
+    """A write that reads before it writes: what it saw tells whether an update was lost."""
+    async with database.sessions() as session, session.begin():
+        seen = await session.scalar(text("SELECT count(*) FROM t"))
+        await session.execute(text("INSERT INTO t VALUES (2)"))
+        return int(seen or 0)
+
+
 async def test_sqlite_writers_queue_for_the_lock_instead_of_failing(sqlite_db: Database) -> None:
     async with sqlite_db.sessions() as first:
         # The first statement of a write session begins with BEGIN IMMEDIATE: the lock is taken.
@@ -266,13 +274,7 @@ async def test_sqlite_writers_queue_for_the_lock_instead_of_failing(sqlite_db: D
             # Readers begin deferred and, in WAL mode, are never held up by the writer.
             assert await reader.scalar(text("SELECT count(*) FROM t")) == 0
 
-        async def second_writer() -> int:
-            async with sqlite_db.sessions() as second, second.begin():
-                seen = await second.scalar(text("SELECT count(*) FROM t"))
-                await second.execute(text("INSERT INTO t VALUES (2)"))
-                return int(seen or 0)
-
-        waiting = asyncio.create_task(second_writer())
+        waiting = asyncio.create_task(_count_then_write(sqlite_db))
         done, _ = await asyncio.wait({waiting}, timeout=0.3)
         assert not done, "the second writer should wait for the first one's lock"
         await first.execute(text("INSERT INTO t VALUES (1)"))
@@ -308,14 +310,7 @@ async def test_sqlite_waits_for_another_process_without_stalling_the_server(
     try:
         async with other.sessions() as holder:
             await holder.execute(text("INSERT INTO t VALUES (1)"))
-
-            async def write() -> int:
-                async with sqlite_db.sessions() as session, session.begin():
-                    seen = await session.scalar(text("SELECT count(*) FROM t"))
-                    await session.execute(text("INSERT INTO t VALUES (2)"))
-                    return int(seen or 0)
-
-            waiting = asyncio.create_task(write())
+            waiting = asyncio.create_task(_count_then_write(sqlite_db))
             done, _ = await asyncio.wait({waiting}, timeout=0.3)
             assert not done, "the writer should wait for the other process's lock"
             async with sqlite_db.read_sessions() as reader:
