@@ -23,10 +23,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class Database:
-    """What the app holds for its whole life: the engine and the two kinds of session."""
+    """What the app holds for its whole life: the engines and the two kinds of session."""
 
-    engine: AsyncEngine
-    read_engine: AsyncEngine
+    engine: AsyncEngine  # writes (migrations too)
+    read_engine: AsyncEngine  # read-only requests: SQLite's readers, PostgreSQL in autocommit
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
 

@@ -6,12 +6,12 @@ stalls the server, and WAL mode lets readers run beside the writer.
 
 A write is a few statements of microseconds each, and SQLite takes one writer at a time anyway.
 Through aiosqlite every statement costs three or four hand-offs to a thread and back, which
-cost more than the statements themselves: measured, 5-6 ms of CPU per two-posting transaction
-against 2.8 ms with the same statements run in the event loop's thread. So writes go through
-one connection that the loop uses directly. In-process writers queue for it in asyncio (the
-pool of one); a writer in another process (the CLI) is waited for by retrying `BEGIN
-IMMEDIATE` with asyncio sleeps in between, never by SQLite's busy handler, which would sleep in
-the loop's thread.
+cost more than the statements themselves: measured, 4.7-5.9 ms of CPU per two-posting
+transaction against 2.3-3.4 ms with the same statements run in the event loop's thread. So
+writes go through one connection that the loop uses directly. In-process writers queue for it
+in asyncio (the pool of one); a writer in another process (the CLI) is waited for by retrying
+`BEGIN IMMEDIATE` with asyncio sleeps in between, never by SQLite's busy handler, which would
+sleep in the loop's thread.
 """
 
 from __future__ import annotations
@@ -45,8 +45,7 @@ class WriterDialect(SQLiteDialect_pysqlite):
     Marked async so that `create_async_engine` takes it. A long write lets other requests run
     between its statements (`_take_turns`), and many rows at once (`BULK` or more: an import's
     chunk, the audit entries of an undo) are written on a thread, so neither holds up the
-    server. Another
-    process's write lock is waited for in `do_begin`, with asyncio sleeps.
+    server. Another process's write lock is waited for in `do_begin`, with asyncio sleeps.
     """
 
     driver = "finance_writer"
