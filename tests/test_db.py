@@ -430,6 +430,32 @@ async def test_sqlite_writes_many_rows_on_a_thread_while_the_server_goes_on(
         assert await reader.scalar(text("SELECT count(*) FROM t")) == 200_000
 
 
+async def test_sqlite_a_cancelled_bulk_write_leaves_nothing(sqlite_db: Database) -> None:
+    """Cancelled while its rows are written on a thread, the write is rolled back after that
+    thread is done with the connection, never beside it: nothing of it stays."""
+    writing = asyncio.Event()
+
+    async def bulk() -> None:
+        async with sqlite_db.sessions() as session, session.begin():
+            connection = await session.connection()
+            await connection.exec_driver_sql("SELECT 1")
+            writing.set()
+            rows = [(n,) for n in range(200_000)]
+            await connection.exec_driver_sql("INSERT INTO t VALUES (?)", rows)
+
+    task = asyncio.create_task(bulk())
+    await writing.wait()
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with sqlite_db.sessions() as session, session.begin():
+        assert await session.scalar(text("SELECT count(*) FROM t")) == 0
+        await session.execute(text("INSERT INTO t VALUES (1)"))  # the writer is usable
+    async with sqlite_db.read_sessions() as reader:
+        assert await reader.scalar(text("SELECT count(*) FROM t")) == 1
+
+
 async def test_sqlite_a_long_write_lets_others_run_between_its_statements(
     sqlite_db: Database,
 ) -> None:

@@ -17,8 +17,10 @@ sleep in the loop's thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, pool
@@ -51,6 +53,9 @@ class WriterDialect(SQLiteDialect_pysqlite):
     driver = "finance_writer"
     is_async = True
     supports_statement_cache = True
+    # Closing needs no await: a connection that a cancelled request leaves (in its transaction,
+    # with the write lock) is closed at once, which rolls it back, not left to the GC.
+    has_terminate = True
 
     def __init__(self, busy_timeout_ms: int = 30_000, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -63,6 +68,14 @@ class WriterDialect(SQLiteDialect_pysqlite):
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         return sqlite3.connect(*cargs, factory=_Connection, **cparams)
+
+    def do_terminate(self, dbapi_connection: Any) -> None:
+        """Roll back first: a cursor that outlives the close would keep the connection, its
+        transaction and the write lock alive until collected."""
+        try:
+            dbapi_connection.rollback()
+        finally:
+            dbapi_connection.close()
 
     def do_execute(self, cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
         self._take_turns()
@@ -79,7 +92,7 @@ class WriterDialect(SQLiteDialect_pysqlite):
             self._take_turns()
             cursor.executemany(statement, parameters)
         else:
-            await_(asyncio.to_thread(cursor.executemany, statement, parameters))
+            await_(_on_thread(cursor.executemany, statement, parameters))
 
     def _take_turns(self) -> None:
         """Before a statement: once the writer has kept the loop for `TURN`, let it run what
@@ -122,6 +135,20 @@ class _Connection(sqlite3.Connection):
 
 async def _done() -> None:
     """Nothing to wait for."""
+
+
+async def _on_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)` on a thread. Cancelled meanwhile, it waits for the thread to end
+    before it raises: the connection, which the cancellation closes, is never in two threads'
+    hands at once (sqlite3 would crash)."""
+    done = asyncio.get_running_loop().run_in_executor(None, function, *args)
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        while not done.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(done)
+        raise
 
 
 registry.register("sqlite.finance_writer", __name__, WriterDialect.__name__)
