@@ -21,11 +21,9 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Date,
     Integer,
     Select,
-    String,
     Uuid,
     and_,
     bindparam,
@@ -51,6 +49,7 @@ from finance.transactions.service import (
     POSTINGS,
     SHOWN_COMMODITIES,
     TRANSACTIONS,
+    in_subtree,
     shown,
 )
 
@@ -160,41 +159,25 @@ _ACCOUNT_NAME = select(A.name).where(
 )
 
 
-async def _subtree(
-    session: AsyncSession, ledger_id: uuid.UUID, account_id: uuid.UUID, include_descendants: bool
-) -> tuple[str, dict[str, Any]]:
-    """The account's name, or 404 (also for another ledger's account), and the parameters of
-    `_in_subtree`."""
+async def _account_name(session: AsyncSession, ledger_id: uuid.UUID, account_id: uuid.UUID) -> str:
+    """The account's name, or 404 (also for another ledger's account)."""
     name = await session.scalar(_ACCOUNT_NAME, {"ledger_id": ledger_id, "account_id": account_id})
     if name is None:
         raise NotFound("No such account")
-    given: dict[str, Any] = {"ledger_id": ledger_id, "account_id": account_id}
-    if include_descendants:
-        prefix = name + SEPARATOR
-        given["prefix"], given["prefix_length"] = prefix, len(prefix)
-    return name, given
+    return str(name)
 
 
-def _in_subtree(descendants: bool) -> ColumnElement[bool]:
-    """A condition on a posting: on the account `account_id`, and with `descendants` on one
-    below it, as `descendants_of` has it (the prefix a parameter: `prefix`, `prefix_length`)."""
-    below = A.id == bindparam("account_id")
-    if descendants:
-        length = bindparam("prefix_length", type_=Integer())
-        below = or_(below, func.substr(A.name, 1, length) == bindparam("prefix", type_=String()))
-    return P.account_id.in_(select(A.id).where(A.ledger_id == bindparam("ledger_id"), below))
-
-
-_ACCOUNT_SUMS = {
-    descendants: select(shown(P.commodity_id), func.sum(P.amount))
-    .where(
-        P.ledger_id == bindparam("ledger_id"),
-        P.date <= bindparam("as_of"),
-        _in_subtree(descendants),
+@functools.cache
+def _account_sums(dialect: str, descendants: bool) -> Select[Any]:
+    return (
+        select(shown(P.commodity_id), func.sum(P.amount))
+        .where(
+            P.ledger_id == bindparam("ledger_id"),
+            P.date <= bindparam("as_of"),
+            in_subtree(dialect, descendants),
+        )
+        .group_by(P.commodity_id)
     )
-    .group_by(P.commodity_id)
-    for descendants in (False, True)
-}
 
 
 async def account_balance(
@@ -206,9 +189,10 @@ async def account_balance(
 ) -> dict[str, Any]:
     """`AccountBalanceOut` as plain data."""
     await one_snapshot(session)
-    name, given = await _subtree(session, ledger_id, account_id, include_descendants)
-    given["as_of"] = as_of
-    rows = (await session.execute(_ACCOUNT_SUMS[include_descendants], given)).all()
+    name = await _account_name(session, ledger_id, account_id)
+    given = {"ledger_id": ledger_id, "account_id": account_id, "as_of": as_of}
+    statement = _account_sums(session.get_bind().dialect.name, include_descendants)
+    rows = (await session.execute(statement, given)).all()
     sums = {commodity_id: int(total) for commodity_id, total in rows}
     return {
         "account_id": str(account_id),
@@ -220,7 +204,7 @@ async def account_balance(
 
 
 @functools.cache
-def _register(descendants: bool, given: frozenset[str]) -> Select[Any]:
+def _register(dialect: str, descendants: bool, given: frozenset[str]) -> Select[Any]:
     """The register's statement for the parameters `given` (`date_from`, `date_to`, the
     cursor's `after_date`...): one per combination, built once.
 
@@ -247,7 +231,7 @@ def _register(descendants: bool, given: frozenset[str]) -> Select[Any]:
             P.memo,
             running.label("balance"),
         )
-        .where(P.ledger_id == ledger_id, _in_subtree(descendants))
+        .where(P.ledger_id == ledger_id, in_subtree(dialect, descendants))
         .subquery("register")
     )
     r = postings.c
@@ -285,8 +269,12 @@ async def register(
     """The account's postings, newest first, each with the running balance after it (see
     `_register`): `Page[RegisterEntry]` as plain data."""
     await one_snapshot(session)
-    _, given = await _subtree(session, ledger_id, account_id, include_descendants)
-    given["limit"] = page.limit + 1
+    await _account_name(session, ledger_id, account_id)
+    given: dict[str, Any] = {
+        "ledger_id": ledger_id,
+        "account_id": account_id,
+        "limit": page.limit + 1,
+    }
     if date_from is not None:
         given["date_from"] = date_from
     if date_to is not None:
@@ -295,7 +283,8 @@ async def register(
         given["after_date"], given["after_id"], given["after_position"] = cursor_key(
             page.cursor, cursor_date, cursor_uuid, cursor_int
         )
-    statement = _register(include_descendants, frozenset(given))
+    dialect = session.get_bind().dialect.name
+    statement = _register(dialect, include_descendants, frozenset(given))
     rows = (await session.execute(statement, given)).all()
     on_page = rows[: page.limit]
     commodities = await _commodities(session, ledger_id, {row.commodity_id for row in on_page})

@@ -1141,7 +1141,7 @@ def _contains(column: ColumnElement[str | None], parameter: str) -> ColumnElemen
     return column.icontains(bindparam(parameter, type_=String()), escape="/")
 
 
-def _in_subtree(dialect: str, descendants: bool) -> ColumnElement[bool]:
+def in_subtree(dialect: str, descendants: bool) -> ColumnElement[bool]:
     """A condition on a posting: on the account `account_id` or, with `descendants`, on one
     below it. The account is given by its id alone: its name is read in the same statement.
     An account the ledger does not have matches nothing.
@@ -1192,7 +1192,7 @@ def _listing(dialect: str, given: frozenset[str], descendants: bool) -> Select[A
         conditions.append(or_(_contains(T.payee, "q"), _contains(T.narration, "q"), in_memo))
     on_posting: list[ColumnElement[bool]] = []
     if "account_id" in given:
-        on_posting.append(_in_subtree(dialect, descendants))
+        on_posting.append(in_subtree(dialect, descendants))
     if "commodity_id" in given:
         on_posting.append(P.commodity_id == bindparam("commodity_id"))
     if "min_amount" in given:
