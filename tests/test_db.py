@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,14 +15,15 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import TextClause, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import QueuePool
 from starlette.types import Message
 
 from finance.config import Settings
 from finance.db import Database, create_database, is_retryable, one_snapshot
 from finance.models import AuthToken, User
-from finance.sqlite import TURN
+from finance.sqlite import QUICK, TURN
 from tests.books import open_books
 from tests.conftest import (
     PASSWORD,
@@ -470,3 +472,65 @@ async def test_sqlite_a_long_write_lets_others_run_between_its_statements(
             return started, time.monotonic()
 
     assert await _while_ticking(many)
+
+
+def _counting_to(n: int) -> TextClause:
+    """A read that keeps SQLite busy for a while, and a known answer."""
+    return text(
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < :n) "
+        "SELECT count(*) FROM n"
+    ).bindparams(n=n)
+
+
+async def test_sqlite_a_long_read_runs_on_a_thread_while_the_server_goes_on(
+    sqlite_db: Database,
+) -> None:
+    async def report() -> tuple[float, float]:
+        async with sqlite_db.read_sessions() as reader:
+            await reader.execute(text("SELECT 1"))
+            started = time.monotonic()
+            assert await reader.scalar(_counting_to(1_000_000)) == 1_000_000
+            return started, time.monotonic()
+
+    assert await _while_ticking(report)
+
+
+async def test_sqlite_a_cancelled_read_is_stopped_and_its_connection_usable(
+    sqlite_db: Database,
+) -> None:
+    """A read whose request is cancelled (the client went away) is interrupted, not left to
+    run on its thread for as long as it would take (here, hours)."""
+    reading = asyncio.Event()
+
+    async def endless() -> None:
+        async with sqlite_db.read_sessions() as reader:
+            await reader.execute(text("SELECT 1"))
+            reading.set()
+            await reader.scalar(_counting_to(10**12))
+
+    task = asyncio.create_task(endless())
+    await reading.wait()
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=60)
+    pool = sqlite_db.read_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() == 0
+    for _ in range(3):  # whichever pooled connection comes out works
+        async with sqlite_db.read_sessions() as reader:
+            assert await reader.scalar(_counting_to(10)) == 10
+
+
+async def test_sqlite_quick_reads_run_in_the_loop_and_others_on_a_thread(
+    sqlite_db: Database,
+) -> None:
+    """Statements marked `QUICK` (the token lookup of every request) skip the hand-off."""
+    async with sqlite_db.read_sessions() as reader:
+        connection = await reader.connection()
+        raw = await connection.get_raw_connection()
+        raw.driver_connection.create_function("thread_id", 0, threading.get_ident)
+        on_thread = await reader.scalar(text("SELECT thread_id()"))
+        quick = await reader.scalar(text("SELECT thread_id()").execution_options(**{QUICK: True}))
+    assert quick == threading.get_ident()
+    assert on_thread != threading.get_ident()

@@ -16,6 +16,7 @@ from finance.config import Settings
 from finance.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from finance.models import AuthToken, TokenKind, User
 from finance.models.base import utcnow
+from finance.sqlite import QUICK
 
 
 def normalize_email(email: str) -> str:
@@ -132,6 +133,7 @@ TOKEN_LOOKUP = (
     select(AuthToken, User)
     .join(User, User.id == AuthToken.user_id)
     .where(AuthToken.token_hash == bindparam("token_hash"))
+    .execution_options(**{QUICK: True})
 )
 
 
