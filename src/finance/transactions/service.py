@@ -984,7 +984,12 @@ _SHOWN_HEADER = [shown(T[name]) for name in _Header._fields]
 _RAW_HEADER: list[ColumnElement[Any]] = [
     type_coerce(column, NullType()) for column in _SHOWN_HEADER
 ]
-_STORED_COLUMNS = [shown(P[name]) for name in _Stored._fields]
+# A posting's commodities are only keys of the mapping of codes and precisions (see
+# `_with_postings`): read as the driver gives them.
+_STORED_COLUMNS = [
+    type_coerce(shown(P[name]), NullType()) if name in _COMMODITY_REFERENCES else shown(P[name])
+    for name in _Stored._fields
+]
 # Code and precision of the ledger's commodities `ids` (as text), for showing amounts.
 SHOWN_COMMODITIES = select(
     shown(COMMODITIES.c.id), COMMODITIES.c.code, COMMODITIES.c.precision
@@ -1077,11 +1082,13 @@ def _representations(
             continue
         posting = _Stored._make(row[width:shown])
         found[-1][1].append(posting)
+        if posting.commodity_id not in commodities:
+            commodities[posting.commodity_id] = _Shown(row[shown], row[shown + 1])
+        if posting.weight_commodity_id not in commodities:
+            commodities[posting.weight_commodity_id] = _Shown(row[shown + 6], row[shown + 7])
         for commodity_id, at in (
-            (posting.commodity_id, shown),
             (posting.cost_commodity_id, shown + 2),
             (posting.price_commodity_id, shown + 4),
-            (posting.weight_commodity_id, shown + 6),
         ):
             if commodity_id is not None and commodity_id not in commodities:
                 commodities[commodity_id] = _Shown(row[at], row[at + 1])
