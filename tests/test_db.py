@@ -529,7 +529,9 @@ async def test_sqlite_quick_reads_run_in_the_loop_and_others_on_a_thread(
     async with sqlite_db.read_sessions() as reader:
         connection = await reader.connection()
         raw = await connection.get_raw_connection()
-        raw.driver_connection.create_function("thread_id", 0, threading.get_ident)
+        driver = raw.driver_connection
+        assert driver is not None
+        driver.create_function("thread_id", 0, threading.get_ident)
         on_thread = await reader.scalar(text("SELECT thread_id()"))
         quick = await reader.scalar(text("SELECT thread_id()").execution_options(**{QUICK: True}))
     assert quick == threading.get_ident()

@@ -185,9 +185,10 @@ async def test_deleting_many_is_set_based_and_audited_like_deleting_one(
 async def test_one_api_write_stores_what_it_answers_in_as_few_statements_as_it_can(
     client: httpx.AsyncClient, user: AuthedUser, database: Database
 ) -> None:
-    """A POST's transaction, postings and audit entry: three INSERTs on SQLite (where a
-    statement costs no round trip), one on PostgreSQL (`_insert_created`). Either way what is
-    stored reads back as the answer, to the last field, and the audit entry holds it too."""
+    """A POST's statements: on PostgreSQL three round trips (the caller, the accounts and
+    commodities, then transaction, postings and audit entry in `_INSERT_CREATED`); on SQLite,
+    where a statement costs no round trip, one for each. Either way what is stored reads back
+    as the answer, to the last field, and the audit entry holds it too."""
     books = await open_books(client, user, "Assets:Broker", "Assets:Bank:Checking")
     await books.commodity("ITOT", 3)
     body = books.body(
@@ -206,13 +207,17 @@ async def test_one_api_write_stores_what_it_answers_in_as_few_statements_as_it_c
         response = await client.post(f"{books.url}/transactions", json=body, headers=user.headers)
     assert response.status_code == 201, response.text
     created = response.json()
-    writes = [" ".join(s.split()[:3]) for s in writing if "INSERT INTO" in s]
+    sent = [" ".join(s.split()[:3]) for s in writing]
     if database.engine.dialect.name == "postgresql":
-        assert writes == ["WITH new_transaction AS"], writing
+        # The caller and their role; the accounts and commodities, share-locked; the writes.
+        assert sent[1:] == ["WITH locked_accounts AS", "WITH new_transaction AS"], writing
     else:
-        assert writes == [
-            f"INSERT INTO {table}" for table in ("transactions", "postings", "audit_log")
+        assert sent[1:] == [
+            "SELECT accounts.name, accounts.type,",
+            "SELECT commodities.code, commodities.name,",
+            *(f"INSERT INTO {table}" for table in ("transactions", "postings", "audit_log")),
         ]
+    assert sent[0].startswith("SELECT auth_tokens")
     assert created["residual"] == {"USD": "-0.0025"}
     assert await books.get(f"/transactions/{created['id']}") == created
     async with database.read_sessions() as session:
