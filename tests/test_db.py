@@ -498,7 +498,7 @@ async def test_sqlite_a_long_read_runs_on_a_thread_while_the_server_goes_on(
 async def test_sqlite_a_cancelled_read_is_stopped_and_its_connection_usable(
     sqlite_db: Database,
 ) -> None:
-    """A read whose request is cancelled (the client went away) is interrupted, not left to
+    """A read whose request is cancelled (a shutdown, a timeout) is interrupted, not left to
     run on its thread for as long as it would take (here, hours)."""
     reading = asyncio.Event()
 

@@ -198,7 +198,7 @@ class _ReaderCursor(sqlite3.Cursor):
         await_(_done())  # `AsyncConnection` checks that each statement awaited something
 
     def _on_thread(self, execute: Callable[[str, Any], Any], sql: str, parameters: Any) -> None:
-        """A request cancelled meanwhile (its client went away) stops the statement."""
+        """Cancelled meanwhile (a shutdown, a timeout), the statement is interrupted."""
         connection = self.connection
         await_(
             _on_thread(
