@@ -58,7 +58,6 @@ class _AsyncDialect(SQLiteDialect_pysqlite):
     garbage collector."""
 
     is_async = True
-    supports_statement_cache = True
     has_terminate = True
 
     @classmethod
@@ -76,6 +75,7 @@ class WriterDialect(_AsyncDialect):
     """
 
     driver = "finance_writer"
+    supports_statement_cache = True  # SQLAlchemy looks for it on each class, not inherited
 
     def __init__(self, busy_timeout_ms: int = 30_000, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -148,6 +148,7 @@ class ReaderDialect(_AsyncDialect):
     """
 
     driver = "finance_reader"
+    supports_statement_cache = True
 
     def __init__(self, threads: int = 8, **kwargs: Any) -> None:
         super().__init__(**kwargs)
