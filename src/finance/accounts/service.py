@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from finance import audit
@@ -105,10 +105,15 @@ def check_name(name: str) -> AccountType:
     return ROOTS[root]
 
 
-def descendants_of(name: str) -> ColumnElement[bool]:
-    """A filter on the accounts strictly below `name` (exact and case-sensitive)."""
+def descendants_of(
+    name: str | SQLColumnExpression[str], column: SQLColumnExpression[str] = Account.name
+) -> ColumnElement[bool]:
+    """`column` (by default the account's name) names an account strictly below `name`, a
+    path or an expression of one. Compared with `substr`: exact and case-sensitive, where LIKE
+    would take `%` and `_` in names for wildcards (and ignore case on SQLite)."""
     prefix = name + SEPARATOR
-    return func.substr(Account.name, 1, len(prefix)) == prefix
+    length = len(prefix) if isinstance(prefix, str) else func.length(prefix)
+    return func.substr(column, 1, length) == prefix
 
 
 def representation(account: Account) -> dict[str, Any]:

@@ -36,7 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from finance import audit
-from finance.accounts.service import SEPARATOR, check_account_accepts, get_account
+from finance.accounts.service import (
+    SEPARATOR,
+    check_account_accepts,
+    descendants_of,
+    get_account,
+)
 from finance.balances.schemas import AssertionIn, AssertionOut
 from finance.commodities.service import resolve_commodity
 from finance.db import one_snapshot
@@ -325,13 +330,12 @@ def _assertions(ledger_id: uuid.UUID) -> Select[Any]:
     """Each assertion with its account's name, its commodity and the actual balance.
 
     The actual balance is a correlated SUM over the postings of the asserted account and its
-    descendants (names below it, compared with `substr` so that case and `%` or `_` in names
-    are exact), dated before the assertion's date: the balance at the start of that day.
+    descendants (`descendants_of`), dated before the assertion's date: the balance at the
+    start of that day.
     """
     asserted = aliased(Account, name="asserted")
     below = aliased(Account, name="below")
     a = BalanceAssertion
-    prefix = asserted.name + SEPARATOR
     actual = (
         select(func.coalesce(func.sum(Posting.amount), 0))
         .join(below, and_(below.ledger_id == Posting.ledger_id, below.id == Posting.account_id))
@@ -341,7 +345,7 @@ def _assertions(ledger_id: uuid.UUID) -> Select[Any]:
             Posting.date < a.date,
             or_(
                 below.id == a.account_id,
-                func.substr(below.name, 1, func.length(prefix)) == prefix,
+                descendants_of(asserted.name, below.name),
             ),
         )
         .correlate(a, asserted)

@@ -75,8 +75,8 @@ from sqlalchemy.sql.sqltypes import NullType
 
 from finance import audit
 from finance.accounts.service import (
-    SEPARATOR,
     check_account_accepts,
+    descendants_of,
     get_account,
 )
 from finance.bulkwrite import insert_records, new_ids
@@ -1200,9 +1200,9 @@ def in_subtree(dialect: str, descendants: bool) -> ColumnElement[bool]:
     a = ACCOUNTS.c
     ledger_id = bindparam("ledger_id", type_=Uuid())
     name = select(a.name).where(a.ledger_id == ledger_id, a.id == account_id).scalar_subquery()
-    # As `descendants_of`, with the prefix computed by the database.
-    below = func.substr(a.name, 1, func.length(name) + 1) == name + SEPARATOR
-    ids = select(a.id).where(a.ledger_id == ledger_id, or_(a.id == account_id, below))
+    ids = select(a.id).where(
+        a.ledger_id == ledger_id, or_(a.id == account_id, descendants_of(name, a.name))
+    )
     if dialect == "postgresql":
         # PostgreSQL joins an IN (subquery) to the accounts' key for every posting it checks
         # (twice the work of the whole listing); an array of the ids is built once.
