@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -58,8 +59,16 @@ class DecimalText(TypeDecorator[Decimal]):
             return None
         return f"{value:f}"
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value)
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[str | None], Decimal | None]:
+        """Text to `Decimal` in one call, where `process_result_value` would take two (a page
+        of postings reads two of these per posting, mostly NULL)."""
+        return _decimal_or_none
+
+
+def _decimal_or_none(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 class Base(DeclarativeBase):

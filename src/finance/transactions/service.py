@@ -38,6 +38,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     Dialect,
+    Enum,
     Insert,
     Integer,
     Select,
@@ -825,11 +826,11 @@ _COMMODITY_REFERENCES = (
 
 
 def _rate(
-    rate: Decimal | None,
-    commodity_id: _Id | None,
-    commodities: Mapping[Any, _Commodity],
+    rate: Decimal, commodity_id: _Id | None, commodities: Mapping[Any, _Commodity]
 ) -> dict[str, str] | None:
-    if rate is None or commodity_id is None:
+    """A cost or price as shown (called only where there is one: a page has hundreds of
+    postings, most without)."""
+    if commodity_id is None:
         return None
     return {"amount": f"{rate:f}", "commodity": commodities[commodity_id].code}
 
@@ -882,8 +883,12 @@ def _representation(
                 "account_id": posting.account_id,
                 "amount": amount,
                 "commodity": units.code,
-                "cost": _rate(posting.cost, posting.cost_commodity_id, commodities),
-                "price": _rate(posting.price, posting.price_commodity_id, commodities),
+                "cost": None
+                if posting.cost is None
+                else _rate(posting.cost, posting.cost_commodity_id, commodities),
+                "price": None
+                if posting.price is None
+                else _rate(posting.price, posting.price_commodity_id, commodities),
                 "weight": weight,
                 "memo": posting.memo,
             }
@@ -1087,11 +1092,14 @@ def _unless_empty(process: Callable[[str], Any]) -> Callable[[str], Any]:
 @functools.cache
 def _header_processors(dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
     """What SQLAlchemy would do to the columns of a `_Header` on this dialect: (index,
-    conversion) for each column that has one."""
+    conversion) for each column that has one. The status stays the text it is stored as, the
+    value of its `StrEnum`, which is what the answer shows."""
     processors = []
     for index, (name, column) in enumerate(zip(_Header._fields, _SHOWN_HEADER, strict=True)):
         if isinstance(T[name].type, JSON):
             processors.append((index, _unless_empty(json.loads)))
+            continue
+        if isinstance(T[name].type, Enum):
             continue
         process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
@@ -1147,7 +1155,7 @@ async def get_transaction(
     """The transaction with its postings (`TransactionOut` as plain data), or 404 (also for
     another ledger's)."""
     rows = await session.execute(_ONE, {"ledger_id": ledger_id, "transaction_id": transaction_id})
-    found = _representations(session.get_bind().dialect, rows)
+    found = _representations(session.get_bind().dialect, rows.all())
     if not found:
         raise NotFound("No such transaction")
     return found[0][1]
@@ -1331,7 +1339,7 @@ async def list_transactions(
     if given is not None:
         dialect = session.get_bind().dialect
         statement = _listing(dialect.name, frozenset(given), filters.include_descendants)
-        found = _representations(dialect, await session.execute(statement, given))
+        found = _representations(dialect, (await session.execute(statement, given)).all())
     if not found:
         await _check_account(session, ledger_id, filters.account_id)
     last = found[page.limit - 1][0] if len(found) > page.limit else None
