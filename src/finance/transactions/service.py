@@ -1131,13 +1131,11 @@ def _representations(
             continue
         posting = _Stored._make(row[width:shown])
         found[-1][1].append(posting)
-        if posting.commodity_id not in commodities:
-            commodities[posting.commodity_id] = _Shown(row[shown], row[shown + 1])
-        if posting.weight_commodity_id not in commodities:
-            commodities[posting.weight_commodity_id] = _Shown(row[shown + 6], row[shown + 7])
         for commodity_id, at in (
+            (posting.commodity_id, shown),
             (posting.cost_commodity_id, shown + 2),
             (posting.price_commodity_id, shown + 4),
+            (posting.weight_commodity_id, shown + 6),
         ):
             if commodity_id is not None and commodity_id not in commodities:
                 commodities[commodity_id] = _Shown(row[at], row[at + 1])
